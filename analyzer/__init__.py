@@ -1,0 +1,1 @@
+"""wan-analyze: pictures and a report from a store, without torch."""

@@ -1,0 +1,1 @@
+"""wan-record: capture Wan cross-attention into a store."""

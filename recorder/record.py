@@ -1,0 +1,283 @@
+"""Run a Wan pipeline once with the capture installed and stream everything into a store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from recorder.capture import AttentionCapture, CaptureConfig
+from recorder.store_sink import StoreSink
+from recorder.tokens import PromptTokens, prompt_tokens
+from recorder.writer import BackgroundWriter
+from shared import grid as latent
+from shared import schema
+from shared.schema import Attr, BranchAttr, GridKey, RecordOption
+from shared.store import BranchLayout, StoreLayout, create_store
+
+
+class RecordError(Exception):
+    """An input the recorder cannot take, or a recording that could not finish. One line."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """The pipeline inputs of one recording. Defaults are WanPipeline's own."""
+
+    prompt: str
+    negative_prompt: str = ""
+    seed: int = 0
+    height: int = 480
+    width: int = 832
+    num_frames: int = 81
+    num_inference_steps: int = 50
+    guidance_scale: float = 5.0
+    guidance_scale_2: float | None = None
+    max_sequence_length: int = 512
+
+
+@dataclass
+class Recording:
+    """What a recording returns: the frames the pipeline made, where they went, and how long it took."""
+
+    frames: np.ndarray  # (frames, height, width, 3) float32 in [0, 1], exactly as the pipeline returned
+    store: str
+    request: GenerationRequest
+    timing: dict
+    notes: list[str]
+
+
+def size_multiple(pipe) -> int:
+    """Pixel multiple that height and width must be: VAE factor times the patch size."""
+    patch = pipe.transformer.config.patch_size
+    return pipe.vae_scale_factor_spatial * patch[1]
+
+
+def check_request(pipe, request: GenerationRequest) -> tuple[GenerationRequest, list[str]]:
+    """Refuse sizes the model cannot take; round the frame count as the pipeline would, and say so."""
+    notes = []
+    multiple = size_multiple(pipe)
+    for name in ("height", "width"):
+        value = getattr(request, name)
+        if value < multiple or value % multiple:
+            nearest = max(multiple, round(value / multiple) * multiple)
+            raise RecordError(f"{name} {value} is not a positive multiple of {multiple} "
+                              f"(VAE factor x patch size); try {nearest}")
+    factor = pipe.vae_scale_factor_temporal
+    if request.num_frames < 1:
+        raise RecordError(f"num_frames must be at least 1, got {request.num_frames}")
+    if (request.num_frames - 1) % factor:
+        rounded = max(request.num_frames // factor * factor + 1, 1)
+        notes.append(f"num_frames {request.num_frames} is not {factor}k+1; Wan generates {rounded} frames "
+                     f"(recorded as num_frames, the request as num_frames_requested)")
+        request = replace(request, num_frames=rounded)
+    if request.num_inference_steps < 1:
+        raise RecordError(f"num_inference_steps must be at least 1, got {request.num_inference_steps}")
+    return request, notes
+
+
+def latent_grid(pipe, request: GenerationRequest) -> dict:
+    patch = list(pipe.transformer.config.patch_size)
+    factor_t, factor_s = pipe.vae_scale_factor_temporal, pipe.vae_scale_factor_spatial
+    frames = latent.latent_frames(request.num_frames, factor_t) // patch[0]
+    return {
+        GridKey.FRAMES: frames,
+        GridKey.HEIGHT: request.height // (factor_s * patch[1]),
+        GridKey.WIDTH: request.width // (factor_s * patch[2]),
+        GridKey.PATCH_SIZE: patch,
+        GridKey.VAE_SCALE_TEMPORAL: factor_t,
+        GridKey.VAE_SCALE_SPATIAL: factor_s,
+        GridKey.PIXEL_FRAMES: latent.pixel_frames_of_latent(frames, factor_t),
+    }
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("torch", "diffusers", "transformers", "accelerate", "wan-attention"):
+        try:
+            found[package.replace("-", "_")] = version(package)
+        except PackageNotFoundError:
+            found[package.replace("-", "_")] = None
+    return found
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _root_attributes(pipe, request, requested_frames, config, layer_blocks, grid, model_id) -> dict:
+    transformer = pipe.transformer
+    scheduler_config = dict(pipe.scheduler.config)
+    boundary = pipe.config.get("boundary_ratio") if hasattr(pipe, "config") else None
+    return {
+        Attr.PROMPT: request.prompt,
+        Attr.NEGATIVE_PROMPT: request.negative_prompt,
+        Attr.SEED: request.seed,
+        Attr.HEIGHT: request.height,
+        Attr.WIDTH: request.width,
+        Attr.NUM_FRAMES: request.num_frames,
+        Attr.NUM_FRAMES_REQUESTED: requested_frames,
+        Attr.NUM_INFERENCE_STEPS: request.num_inference_steps,
+        Attr.GUIDANCE_SCALE: request.guidance_scale,
+        Attr.GUIDANCE_SCALE_2: request.guidance_scale_2,
+        Attr.MAX_SEQUENCE_LENGTH: request.max_sequence_length,
+        Attr.SCHEDULER: type(pipe.scheduler).__name__,
+        Attr.SCHEDULER_SHIFT: scheduler_config.get("flow_shift", scheduler_config.get("shift")),
+        Attr.SCHEDULER_CONFIG: {k: v for k, v in scheduler_config.items() if not k.startswith("_")},
+        Attr.MODEL_ID: model_id,
+        Attr.MODEL_CLASS: f"{type(pipe).__name__}/{type(transformer).__name__}",
+        Attr.TRANSFORMER_CONFIG: {
+            "num_layers": transformer.config.num_layers,
+            "num_attention_heads": transformer.config.num_attention_heads,
+            "attention_head_dim": transformer.config.attention_head_dim,
+            "text_dim": transformer.config.text_dim,
+            "patch_size": list(transformer.config.patch_size),
+            "num_experts": 2 if getattr(pipe, "transformer_2", None) is not None else 1,
+        },
+        Attr.EXPERT_BOUNDARY: None if boundary is None else boundary * pipe.scheduler.config.num_train_timesteps,
+        Attr.DTYPE: str(transformer.dtype).replace("torch.", ""),
+        Attr.DEVICE: str(pipe._execution_device),
+        Attr.VERSIONS: _versions(),
+        Attr.RECORD_OPTIONS: {
+            RecordOption.HEADS: "mean" if config.heads is None else list(config.heads),
+            RecordOption.LAYERS: list(layer_blocks),
+            RecordOption.LAYER_REDUCTION: "mean" if config.layer_mean else "none",
+            RecordOption.BRANCHES: list(config.branches),
+            RecordOption.STEP_STRIDE: config.step_stride,
+            RecordOption.PRECISION: "float16",
+            RecordOption.QUERY_CHUNK: config.query_chunk_bytes,
+        },
+        Attr.STARTED_AT: _now(),
+        Attr.LATENT_GRID: grid,
+    }
+
+
+def _write_branch_tokens(root, branch: str, tokens: PromptTokens, num_keys: int) -> None:
+    root[schema.token_ids(branch).path][:] = np.asarray(tokens.ids, dtype=np.int32)
+    root[branch].attrs.update({
+        BranchAttr.PROMPT: tokens.text,
+        BranchAttr.TOKENS: tokens.strings,
+        BranchAttr.WORDS: tokens.words,
+        BranchAttr.NUM_REAL_TOKENS: len(tokens.ids),
+        BranchAttr.NUM_KEYS: num_keys,  # what the pipeline pads to; checked against the keys seen
+    })
+
+
+def pipeline_call_kwargs(pipe, request: GenerationRequest) -> dict:
+    """The exact keyword arguments of the pipeline call, shared by recorded and plain runs."""
+    import torch
+
+    kwargs = dict(
+        prompt=request.prompt, negative_prompt=request.negative_prompt, height=request.height,
+        width=request.width, num_frames=request.num_frames, num_inference_steps=request.num_inference_steps,
+        guidance_scale=request.guidance_scale, max_sequence_length=request.max_sequence_length,
+        # A CPU generator gives the same noise on every device.
+        generator=torch.Generator("cpu").manual_seed(request.seed), output_type="np",
+    )
+    if request.guidance_scale_2 is not None:
+        kwargs["guidance_scale_2"] = request.guidance_scale_2
+    return kwargs
+
+
+def generate_plain(pipe, request: GenerationRequest) -> np.ndarray:
+    """The same generation without recording: the reference for bit-identical video."""
+    return pipe(**pipeline_call_kwargs(pipe, request)).frames[0]
+
+
+def record(pipe, request: GenerationRequest, output: str | os.PathLike, config: CaptureConfig = CaptureConfig(),
+           *, overwrite: bool = False, model_id: str | None = None, show_progress: bool = True,
+           max_pending_writes: int = 8) -> Recording:
+    """Generate ``request`` with ``pipe`` and record its cross-attention into a new store at ``output``.
+
+    The store's status is "recording" while this runs, "complete" when it returns, and
+    "failed" (with the error) if it raises; what was written before a failure stays.
+    """
+    from tqdm.auto import tqdm
+
+    output = os.fspath(output)
+    requested_frames = request.num_frames
+    request, notes = check_request(pipe, request)
+    if schema.BRANCH_UNCOND in config.branches and request.guidance_scale <= 1:
+        raise RecordError("the uncond branch needs guidance_scale > 1 (no unconditional pass runs otherwise)")
+    tokens = {schema.BRANCH_COND: prompt_tokens(pipe.tokenizer, request.prompt, request.max_sequence_length)}
+    if schema.BRANCH_UNCOND in config.branches:
+        tokens[schema.BRANCH_UNCOND] = prompt_tokens(pipe.tokenizer, request.negative_prompt,
+                                                     request.max_sequence_length)
+    if tokens[schema.BRANCH_COND].truncated:
+        notes.append(f"the prompt is longer than {request.max_sequence_length} tokens; the pipeline truncates it "
+                     "and so does the record")
+
+    grid = latent_grid(pipe, request)
+    step_slots = {i: slot for slot, i in enumerate(range(0, request.num_inference_steps, config.step_stride))}
+    sink_holder = {}
+    capture = AttentionCapture(pipe, config, lambda *a: sink_holder["sink"](*a),
+                               {b: len(t.ids) for b, t in tokens.items()})
+    layer_blocks = (-1,) if config.layer_mean else capture.layer_blocks
+    grid_shape = (grid[GridKey.FRAMES], grid[GridKey.HEIGHT], grid[GridKey.WIDTH])
+    layout = StoreLayout(
+        num_steps=len(step_slots), layer_blocks=layer_blocks, grid=grid_shape, num_heads=capture.num_heads,
+        branches=tuple(BranchLayout(b, len(t.ids)) for b, t in tokens.items()),
+        video_shape=(request.num_frames, request.height, request.width, 3),
+        attributes=_root_attributes(pipe, request, requested_frames, config, capture.layer_blocks, grid, model_id),
+    )
+    root = create_store(output, layout, overwrite=overwrite)
+    for branch, branch_tokens in tokens.items():
+        _write_branch_tokens(root, branch, branch_tokens, request.max_sequence_length)
+
+    writer = BackgroundWriter(max_pending=max_pending_writes)
+    sink = StoreSink(root, writer, grid_shape, len(layer_blocks), capture.num_heads, step_slots)
+    sink_holder["sink"] = sink
+    progress = tqdm(total=request.num_inference_steps, desc="recording", unit="step", file=sys.stderr,
+                    disable=not show_progress)
+
+    def on_step_end(_pipe, i, t, _kwargs):
+        if i in step_slots:
+            sink.end_step(i, float(t), float(pipe.scheduler.sigmas[i]), capture.experts_by_step.get(i, -1))
+        capture.on_step_end()
+        progress.update(1)
+        progress.set_postfix(queued=writer._queue.qsize(), refresh=False)
+        return {}
+
+    previous_bar = dict(getattr(pipe, "_progress_bar_config", {}))
+    pipe.set_progress_bar_config(disable=True)
+    started = time.perf_counter()
+    generation_s = None
+    try:
+        with capture:
+            frames = pipe(**pipeline_call_kwargs(pipe, request), callback_on_step_end=on_step_end).frames[0]
+        generation_s = time.perf_counter() - started
+        root[schema.VIDEO.path][:] = (np.asarray(frames) * 255).round().astype(np.uint8)
+        writer.close()
+    except BaseException as exc:
+        progress.close()
+        try:
+            writer.close()
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
+        root.attrs.update({Attr.STATUS: schema.STATUS_FAILED, Attr.ERROR: f"{type(exc).__name__}: {exc}",
+                           Attr.ENDED_AT: _now()})
+        raise
+    finally:
+        pipe._progress_bar_config = previous_bar
+    progress.close()
+
+    timing = {
+        "generation_s": generation_s,
+        "capture_s": capture.timer.seconds,
+        "write_s": writer.seconds_writing,
+        "total_s": time.perf_counter() - started,
+    }
+    for branch in tokens:
+        root[branch].attrs.update({BranchAttr.NUM_KEYS: capture.num_keys.get(branch, request.max_sequence_length),
+                                   BranchAttr.PAD_KEYS_COLLAPSED: capture.pad_keys_collapsed.get(branch)})
+    root.attrs.update({Attr.TIMING: timing, Attr.ENDED_AT: _now(), Attr.STATUS: schema.STATUS_COMPLETE,
+                       "notes": notes})
+    return Recording(frames=frames, store=output, request=request, timing=timing, notes=notes)
+
+

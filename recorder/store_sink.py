@@ -1,0 +1,128 @@
+"""Move reduced attention off the device and into the store, without stalling the loop.
+
+On a GPU the fp16 maps are copied into pinned host buffers with ``non_blocking``; a
+CUDA event marks when each copy is done, and the writer thread waits for that event,
+not the denoising loop. Pinned buffers are reused, and the writer's bounded queue
+caps how many are in flight, so host memory does not grow with the number of steps.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from recorder.probabilities import ReducedAttention
+from recorder.writer import BackgroundWriter
+from shared import schema
+
+
+class _PinnedPool:
+    """Reusable page-locked host buffers, keyed by shape and dtype (taken by the loop, given back by the writer)."""
+
+    def __init__(self):
+        self._free: dict[tuple, list[torch.Tensor]] = defaultdict(list)
+        self._lock = threading.Lock()
+
+    def take(self, like: torch.Tensor) -> torch.Tensor:
+        with self._lock:
+            free = self._free[(tuple(like.shape), like.dtype)]
+            if free:
+                return free.pop()
+        return torch.empty(like.shape, dtype=like.dtype, pin_memory=True)
+
+    def give_back(self, buffer: torch.Tensor) -> None:
+        with self._lock:
+            self._free[(tuple(buffer.shape), buffer.dtype)].append(buffer)
+
+
+class StoreSink:
+    """Receives reduced attention from the capture and queues its writes.
+
+    Per-head summaries are small; they are gathered per step on the writer thread and
+    written once, when the step ends, so that layers never rewrite each other's chunk.
+    """
+
+    def __init__(self, root, writer: BackgroundWriter, grid: tuple[int, int, int], num_layers: int,
+                 num_heads: int, step_slots: dict[int, int]):
+        self.root = root
+        self.writer = writer
+        self.grid = grid
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.step_slots = step_slots  # pipeline step -> index on the store's step axis
+        self._pool = _PinnedPool()
+        self._heads: dict[str, dict[str, np.ndarray]] = {}
+
+    def _to_host(self, tensor: torch.Tensor):
+        """Start copying ``tensor`` to the host; return a function that waits and gives a numpy array."""
+        if tensor.device.type != "cuda":
+            array = tensor.detach().to("cpu", copy=True).numpy()
+            return lambda: array, lambda: None
+        buffer = self._pool.take(tensor)
+        buffer.copy_(tensor, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+
+        def wait():
+            done.synchronize()
+            return buffer.numpy()
+
+        return wait, lambda: self._pool.give_back(buffer)
+
+    def __call__(self, step: int, branch: str, layer_slot: int, reduced: ReducedAttention) -> None:
+        f, h, w = self.grid
+        slot = self.step_slots[step]
+        maps = reduced.attention.to(torch.float16).reshape(f, h, w, -1)
+        padding = reduced.padding_mass.to(torch.float16).reshape(f, h, w)
+        heads = torch.cat([reduced.head_entropy, reduced.head_padding_mass, reduced.head_token_mass.flatten()])
+        copies = [self._to_host(maps), self._to_host(padding), self._to_host(heads)]
+        attention = self.root[schema.attention(branch).path]
+        padding_mass = self.root[schema.padding_mass(branch).path]
+
+        def write():
+            try:
+                maps_np, padding_np, heads_np = (wait() for wait, _ in copies)
+                attention[slot, layer_slot] = maps_np
+                padding_mass[slot, layer_slot] = padding_np
+                self._gather_heads(branch, layer_slot, heads_np)
+            finally:
+                for _, release in copies:
+                    release()
+
+        self.writer.submit(write)
+
+    def _gather_heads(self, branch: str, layer_slot: int, flat: np.ndarray) -> None:
+        n = self.num_heads
+        if branch not in self._heads:
+            tokens = (flat.size - 2 * n) // n
+            self._heads[branch] = {
+                "entropy": np.full((self.num_layers, n), np.nan, np.float32),
+                "padding": np.full((self.num_layers, n), np.nan, np.float32),
+                "tokens": np.full((self.num_layers, n, tokens), np.nan, np.float32),
+            }
+        gathered = self._heads[branch]
+        gathered["entropy"][layer_slot] = flat[:n]
+        gathered["padding"][layer_slot] = flat[n:2 * n]
+        gathered["tokens"][layer_slot] = flat[2 * n:].reshape(n, -1)
+
+    def end_step(self, step: int, timestep: float, sigma: float, expert: int) -> None:
+        """Queue the step's per-head summaries and bookkeeping; ``complete`` is written last."""
+        slot = self.step_slots[step]
+        root = self.root
+
+        def write():
+            for branch, gathered in self._heads.items():
+                root[schema.head_entropy(branch).path][slot] = gathered["entropy"]
+                root[schema.head_padding_mass(branch).path][slot] = gathered["padding"]
+                root[schema.head_token_mass(branch).path][slot] = gathered["tokens"]
+            self._heads.clear()
+            root[schema.STEP_INDEX.path][slot] = step
+            root[schema.STEP_TIMESTEP.path][slot] = timestep
+            root[schema.STEP_SIGMA.path][slot] = sigma
+            root[schema.STEP_EXPERT.path][slot] = expert
+            root[schema.STEP_COMPLETE.path][slot] = True
+
+        self.writer.submit(write)

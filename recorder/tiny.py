@@ -1,0 +1,102 @@
+"""Build a tiny random-weight Wan pipeline offline, for tests, the demo and benchmarks.
+
+It has the real architecture (UMT5 text encoder, Wan VAE, WanTransformer3DModel,
+UniPC flow-matching scheduler) at toy sizes, and a SentencePiece-style Unigram
+tokenizer trained in memory, so nothing is downloaded. Saved with
+``save_pretrained``, it loads through the same ``WanPipeline.from_pretrained`` path
+as a hub id. Its maps are noise: it checks plumbing and exactness, never meaning.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+# A small corpus so that common prompt words become whole tokens and rarer ones split
+# into sub-words, as with the real UMT5 vocabulary.
+_CORPUS = [
+    "a cat walks on the grass in the garden",
+    "a dog runs across the beach at sunset",
+    "a red car drives down a long road",
+    "the astronaut rides a horse on the moon",
+    "waves crash against the rocks under a cloudy sky",
+    "a small bird sits on a branch of a tree",
+    "people walk through a busy city street at night",
+    "a cup of coffee steams on a wooden table",
+    "A cat, a dog. The bird! Is it raining? It's a sunny day: cold-brew coffee.",
+    # every character once, so that no prompt falls back to <unk>
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdefghijklmnopqrstuvwxyz 0123456789 ,.!?;:'\"-()/&",
+]
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    """Sizes of the tiny pipeline. Defaults follow diffusers' own Wan tests."""
+
+    num_layers: int = 2
+    num_heads: int = 2
+    head_dim: int = 12
+    text_dim: int = 32
+    two_experts: bool = False
+    boundary_ratio: float = 0.875
+    seed: int = 0
+
+
+def build_tokenizer():
+    """A Unigram tokenizer with UMT5's special tokens (<pad>=0, </s>=1, <unk>=2), trained here."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(vocab_size=160, special_tokens=["<pad>", "</s>", "<unk>"],
+                                      unk_token="<unk>", shrinking_factor=0.75)
+    tok.train_from_iterator(_CORPUS, trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
+                                   unk_token="<unk>", model_max_length=512)
+
+
+def build_tiny_pipeline(config: TinyConfig = TinyConfig()):
+    """Return a WanPipeline with random weights (eval mode, float32, CPU)."""
+    import torch
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(config.seed)
+    tokenizer = build_tokenizer()
+    text_encoder = UMT5EncoderModel(UMT5Config(
+        vocab_size=len(tokenizer), d_model=config.text_dim, d_kv=8, d_ff=32, num_layers=2, num_heads=2,
+        relative_attention_num_buckets=8, relative_attention_max_distance=16, pad_token_id=0,
+        eos_token_id=1, decoder_start_token_id=0,
+    )).eval()
+    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True]).eval()
+
+    def transformer():
+        return WanTransformer3DModel(
+            patch_size=(1, 2, 2), num_attention_heads=config.num_heads, attention_head_dim=config.head_dim,
+            in_channels=16, out_channels=16, text_dim=config.text_dim, freq_dim=256, ffn_dim=32,
+            num_layers=config.num_layers, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+            rope_max_seq_len=32,
+        ).eval()
+
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                        num_train_timesteps=1000, flow_shift=3.0)
+    return WanPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler,
+        transformer=transformer(),
+        transformer_2=transformer() if config.two_experts else None,
+        boundary_ratio=config.boundary_ratio if config.two_experts else None,
+    )
+
+
+def save_tiny_pipeline(path: str | os.PathLike, config: TinyConfig = TinyConfig()) -> str:
+    """Build the tiny pipeline and ``save_pretrained`` it to ``path`` (which must not exist)."""
+    path = os.fspath(path)
+    if os.path.exists(path):
+        raise FileExistsError(f"{path} already exists")
+    build_tiny_pipeline(config).save_pretrained(path)
+    return path

@@ -1,0 +1,1 @@
+"""The contract between recorder and analyzer: the store schema. Never imports torch."""

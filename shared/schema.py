@@ -1,0 +1,219 @@
+"""The layout of a wan-attention store: the one place that knows it.
+
+A store is a Zarr v3 group, one directory (or zip, or URL) per recording. The
+recorder creates it through :func:`shared.store.create_store` and fills it; the
+analyzer opens it through :func:`shared.store.open_store`. Neither side spells an
+array path, a dimension name or an attribute key anywhere else: they import the
+constants below.
+
+Versioning follows "major.minor": a reader refuses a newer major version (the
+layout changed in a way it cannot read) and accepts any minor version (only
+additions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SCHEMA_NAME = "wan-attention-store"
+SCHEMA_VERSION = "1.0"
+SCHEMA_MAJOR = int(SCHEMA_VERSION.split(".")[0])
+
+# Recording status, in the root attribute STATUS.
+STATUS_RECORDING = "recording"
+STATUS_COMPLETE = "complete"
+STATUS_FAILED = "failed"
+
+# Branches of classifier-free guidance. "cond" sees the prompt, "uncond" the negative prompt.
+BRANCH_COND = "cond"
+BRANCH_UNCOND = "uncond"
+BRANCHES = (BRANCH_COND, BRANCH_UNCOND)
+
+# Dimension names, as xarray and other Zarr readers see them.
+DIM_STEP = "step"
+DIM_LAYER = "layer"
+DIM_HEAD = "head"
+DIM_FRAME = "frame"
+DIM_Y = "y"
+DIM_X = "x"
+DIM_TOKEN = "token"
+DIM_VIDEO_FRAME = "video_frame"
+DIM_HEIGHT = "height"
+DIM_WIDTH = "width"
+DIM_RGB = "rgb"
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """One array of the store: where it lives, its type, axes and fill value."""
+
+    path: str
+    dtype: str
+    dims: tuple[str, ...]
+    fill_value: float | int | bool
+    description: str
+
+
+# --- per-step bookkeeping -------------------------------------------------------------
+STEP_INDEX = ArraySpec("steps/index", "int32", (DIM_STEP,), -1,
+                       "index of the denoising step in the pipeline's loop (0-based)")
+STEP_TIMESTEP = ArraySpec("steps/timestep", "float32", (DIM_STEP,), float("nan"),
+                          "scheduler timestep t of the step")
+STEP_SIGMA = ArraySpec("steps/sigma", "float32", (DIM_STEP,), float("nan"),
+                       "scheduler sigma of the step")
+STEP_EXPERT = ArraySpec("steps/expert", "int8", (DIM_STEP,), -1,
+                        "which transformer ran: 0 = transformer (high noise), 1 = transformer_2 (low noise)")
+STEP_COMPLETE = ArraySpec("steps/complete", "bool", (DIM_STEP,), False,
+                          "true once every array of the step has been written")
+STEP_ARRAYS = (STEP_INDEX, STEP_TIMESTEP, STEP_SIGMA, STEP_EXPERT, STEP_COMPLETE)
+
+LAYER_BLOCK = ArraySpec("layers/block", "int32", (DIM_LAYER,), -2,
+                        "transformer block of each layer entry; -1 when the entry is the mean over layers")
+
+VIDEO = ArraySpec("video", "uint8", (DIM_VIDEO_FRAME, DIM_HEIGHT, DIM_WIDTH, DIM_RGB), 0,
+                  "decoded frames, RGB")
+
+
+# --- per-branch arrays (under "cond/" or "uncond/") -----------------------------------
+def attention(branch: str) -> ArraySpec:
+    return ArraySpec(f"{branch}/attention", "float16",
+                     (DIM_STEP, DIM_LAYER, DIM_FRAME, DIM_Y, DIM_X, DIM_TOKEN), float("nan"),
+                     "softmax probability of each video query (frame, y, x) for each real text token, "
+                     "reduced over the recorded heads")
+
+
+def padding_mass(branch: str) -> ArraySpec:
+    return ArraySpec(f"{branch}/padding_mass", "float16",
+                     (DIM_STEP, DIM_LAYER, DIM_FRAME, DIM_Y, DIM_X), float("nan"),
+                     "probability that went to the pad keys; attention summed over tokens plus this is 1")
+
+
+def head_entropy(branch: str) -> ArraySpec:
+    return ArraySpec(f"{branch}/head_entropy", "float32", (DIM_STEP, DIM_LAYER, DIM_HEAD), float("nan"),
+                     "per head: mean over queries of the entropy (nats) of the distribution over all keys")
+
+
+def head_token_mass(branch: str) -> ArraySpec:
+    return ArraySpec(f"{branch}/head_token_mass", "float32",
+                     (DIM_STEP, DIM_LAYER, DIM_HEAD, DIM_TOKEN), float("nan"),
+                     "per head: mean over queries of the probability of each real token")
+
+
+def head_padding_mass(branch: str) -> ArraySpec:
+    return ArraySpec(f"{branch}/head_padding_mass", "float32", (DIM_STEP, DIM_LAYER, DIM_HEAD), float("nan"),
+                     "per head: mean over queries of the probability that went to the pad keys")
+
+
+def token_ids(branch: str) -> ArraySpec:
+    return ArraySpec(f"{branch}/token_ids", "int32", (DIM_TOKEN,), -1,
+                     "tokenizer ids of the real tokens, the closing </s> included")
+
+
+def branch_arrays(branch: str) -> tuple[ArraySpec, ...]:
+    return (attention(branch), padding_mass(branch), head_entropy(branch), head_token_mass(branch),
+            head_padding_mass(branch), token_ids(branch))
+
+
+# --- attributes -------------------------------------------------------------------------
+class Attr:
+    """Root attribute keys. Values are JSON."""
+
+    SCHEMA = "schema"
+    SCHEMA_VERSION = "schema_version"
+    STATUS = "status"
+    ERROR = "error"  # one line, set when status is "failed"
+    PROMPT = "prompt"
+    NEGATIVE_PROMPT = "negative_prompt"
+    SEED = "seed"
+    HEIGHT = "height"
+    WIDTH = "width"
+    NUM_FRAMES = "num_frames"  # frames actually generated
+    NUM_FRAMES_REQUESTED = "num_frames_requested"
+    NUM_INFERENCE_STEPS = "num_inference_steps"
+    GUIDANCE_SCALE = "guidance_scale"
+    GUIDANCE_SCALE_2 = "guidance_scale_2"
+    SCHEDULER = "scheduler"  # class name
+    SCHEDULER_SHIFT = "scheduler_shift"
+    SCHEDULER_CONFIG = "scheduler_config"
+    MODEL_ID = "model_id"
+    MODEL_CLASS = "model_class"
+    TRANSFORMER_CONFIG = "transformer_config"  # layers, heads, head_dim, text_dim, patch size
+    EXPERT_BOUNDARY = "expert_boundary"  # boundary_ratio * num_train_timesteps, or null
+    MAX_SEQUENCE_LENGTH = "max_sequence_length"
+    DTYPE = "dtype"
+    DEVICE = "device"
+    VERSIONS = "versions"  # {"torch": .., "diffusers": .., "transformers": .., "wan_attention": ..}
+    RECORD_OPTIONS = "record_options"
+    STARTED_AT = "started_at"  # ISO 8601, UTC
+    ENDED_AT = "ended_at"
+    TIMING = "timing"  # {"generation_s", "capture_s", "write_s", "total_s"}
+    LATENT_GRID = "latent_grid"
+    COMPRESSION = "compression"  # the codec chain used for attention arrays, for the record
+
+
+class BranchAttr:
+    """Attribute keys of a branch group ("cond" or "uncond")."""
+
+    PROMPT = "prompt"  # the text the tokenizer saw (after the pipeline's cleaning)
+    TOKENS = "tokens"  # token strings, one per real token
+    WORDS = "words"  # [{"text", "start", "end", "tokens": [token indices]}]
+    NUM_KEYS = "num_keys"  # keys the softmax ran over (max_sequence_length)
+    NUM_REAL_TOKENS = "num_real_tokens"
+    PAD_KEYS_COLLAPSED = "pad_keys_collapsed"  # whether identical pad keys were merged
+
+
+class GridKey:
+    """Keys of the LATENT_GRID attribute."""
+
+    FRAMES = "frames"  # F'
+    HEIGHT = "height"  # H' (tokens, after patching)
+    WIDTH = "width"  # W'
+    PATCH_SIZE = "patch_size"  # [t, h, w]
+    VAE_SCALE_TEMPORAL = "vae_scale_factor_temporal"
+    VAE_SCALE_SPATIAL = "vae_scale_factor_spatial"
+    PIXEL_FRAMES = "pixel_frames"  # per latent frame f: [first, last] pixel frame, inclusive
+
+
+class RecordOption:
+    """Keys of the RECORD_OPTIONS attribute."""
+
+    HEADS = "heads"  # "mean" or the list of heads averaged
+    LAYERS = "layers"  # list of transformer blocks recorded
+    LAYER_REDUCTION = "layer_reduction"  # "none" or "mean"
+    BRANCHES = "branches"  # ["cond"] or ["cond", "uncond"]
+    STEP_STRIDE = "step_stride"  # every k-th step, starting at 0
+    PRECISION = "precision"
+    QUERY_CHUNK = "query_chunk"
+
+
+REQUIRED_ROOT_ATTRS = (
+    Attr.SCHEMA, Attr.SCHEMA_VERSION, Attr.STATUS, Attr.PROMPT, Attr.NEGATIVE_PROMPT, Attr.SEED,
+    Attr.HEIGHT, Attr.WIDTH, Attr.NUM_FRAMES, Attr.NUM_INFERENCE_STEPS, Attr.GUIDANCE_SCALE,
+    Attr.SCHEDULER, Attr.MODEL_ID, Attr.MODEL_CLASS, Attr.VERSIONS, Attr.RECORD_OPTIONS,
+    Attr.STARTED_AT, Attr.LATENT_GRID,
+)
+REQUIRED_BRANCH_ATTRS = (BranchAttr.PROMPT, BranchAttr.TOKENS, BranchAttr.WORDS, BranchAttr.NUM_KEYS,
+                         BranchAttr.NUM_REAL_TOKENS)
+
+
+# --- chunking ----------------------------------------------------------------------------
+# A chunk of the attention array holds one (step, layer): reading one never touches
+# another. Within it, frames are split only when one (step, layer) would exceed this,
+# so that a reader never has to decompress a huge block to see one frame.
+MAX_CHUNK_BYTES = 32 * 2**20
+
+
+def attention_chunks(shape: tuple[int, ...], dtype: str) -> tuple[int, ...]:
+    """Chunk shape for an array whose first two axes are (step, layer) and the rest a map."""
+    itemsize = np.dtype(dtype).itemsize
+    frames, rest = shape[2], shape[3:]
+    frame_bytes = itemsize * int(np.prod(rest, dtype=np.int64))
+    frames_per_chunk = max(1, min(frames, MAX_CHUNK_BYTES // max(frame_bytes, 1)))
+    return (1, 1, frames_per_chunk, *rest)
+
+
+def video_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """One decoded frame per chunk: a viewer pulls only the frames it shows."""
+    return (1, *shape[1:])
