@@ -192,11 +192,12 @@ def generate_plain(pipe, request: GenerationRequest) -> np.ndarray:
 
 def record(pipe, request: GenerationRequest, output: str | os.PathLike, config: CaptureConfig = CaptureConfig(),
            *, overwrite: bool = False, model_id: str | None = None, show_progress: bool = True,
-           max_pending_writes: int = 8) -> Recording:
+           max_pending_writes: int = 8, notify=None) -> Recording:
     """Generate ``request`` with ``pipe`` and record its cross-attention into a new store at ``output``.
 
     The store's status is "recording" while this runs, "complete" when it returns, and
     "failed" (with the error) if it raises; what was written before a failure stays.
+    ``notify(line)`` hears, before generation starts, what was adjusted (a rounded frame count).
     """
     from tqdm.auto import tqdm
 
@@ -213,6 +214,9 @@ def record(pipe, request: GenerationRequest, output: str | os.PathLike, config: 
         notes.append(f"the prompt is longer than {request.max_sequence_length} tokens; the pipeline truncates it "
                      "and so does the record")
 
+    for note in notes:
+        if notify is not None:
+            notify(note)
     grid = latent_grid(pipe, request)
     step_slots = {i: slot for slot, i in enumerate(range(0, request.num_inference_steps, config.step_stride))}
     sink_holder = {}

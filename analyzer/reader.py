@@ -1,0 +1,210 @@
+"""Read a store for analysis: its description, and its attention one step at a time.
+
+Everything here goes through :mod:`shared.schema` names; nothing else in the analyzer
+touches the Zarr layout. The attention array is never read whole: :func:`iter_steps`
+reads one step (the selected layers of it) while the caller works on the previous one.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from analyzer.errors import AnalyzerError
+from shared import grid as latent
+from shared import schema
+from shared.schema import Attr, BranchAttr, GridKey, RecordOption
+from shared.store import open_store
+
+
+@dataclass(frozen=True)
+class Step:
+    """One entry of the store's step axis."""
+
+    position: int  # along the store's step axis
+    index: int  # the pipeline's step index
+    timestep: float
+    sigma: float
+    expert: int  # 0, 1, or -1 when unknown
+    complete: bool
+
+
+@dataclass(frozen=True)
+class Word:
+    """A prompt word: consecutive sub-word tokens merged, as the recorder grouped them."""
+
+    index: int
+    text: str
+    tokens: tuple[int, ...]
+    special: bool
+    punctuation: bool
+
+
+@dataclass(frozen=True)
+class StepData:
+    """What the analysis needs from one step, reduced over the selected layers in the reader thread.
+
+    attention: (queries, tokens) float32, mean over the selected layers.
+    padding: (queries,) float32, mean padding mass over the selected layers.
+    layer_token_mass: (layers, tokens) float64, mean over queries of each layer's attention.
+    layer_padding: (layers,) float64, mean padding mass of each layer.
+    """
+
+    step: Step
+    attention: np.ndarray
+    padding: np.ndarray
+    layer_token_mass: np.ndarray
+    layer_padding: np.ndarray
+
+
+class StoreView:
+    """A validated store, opened read-only, seen through one branch."""
+
+    def __init__(self, location: str | os.PathLike, branch: str = schema.BRANCH_COND):
+        self.location = os.fspath(location)
+        self.root = open_store(self.location)  # StoreError on anything that is not a readable store
+        self.attrs: dict = self.root.attrs.asdict()
+        self.record_options: dict = self.attrs.get(Attr.RECORD_OPTIONS) or {}
+        self.branches: list[str] = list(self.record_options.get(RecordOption.BRANCHES, [schema.BRANCH_COND]))
+        if branch not in self.branches:
+            raise AnalyzerError(f"branch {branch!r} was not recorded; this store has {', '.join(self.branches)}")
+        self.branch = branch
+        self.status: str = str(self.attrs.get(Attr.STATUS))
+
+        self.attention = self.root[schema.attention(branch).path]
+        self.padding = self.root[schema.padding_mass(branch).path]
+        self.video = self.root[schema.VIDEO.path]
+        n_steps, n_layers, frames, height, width, n_tokens = self.attention.shape
+        self.grid: tuple[int, int, int] = (frames, height, width)
+
+        self.steps = self._read_steps(n_steps)
+        self.layer_blocks: list[int] = [int(b) for b in self.root[schema.LAYER_BLOCK.path][:]]
+        if len(self.layer_blocks) != n_layers:
+            raise AnalyzerError(f"{self.location}: layers/block has {len(self.layer_blocks)} entries but "
+                                f"{schema.attention(branch).path} has {n_layers} layers")
+
+        battrs = self.root[branch].attrs.asdict()
+        self.prompt: str = str(battrs[BranchAttr.PROMPT])
+        self.tokens: list[str] = [str(t) for t in battrs[BranchAttr.TOKENS]]
+        if len(self.tokens) != n_tokens:
+            raise AnalyzerError(f"{self.location}: group {branch} names {len(self.tokens)} tokens but its "
+                                f"attention has {n_tokens}")
+        self.words = self._read_words(battrs[BranchAttr.WORDS], n_tokens)
+        self.num_keys = int(battrs[BranchAttr.NUM_KEYS])
+
+        grid_attrs = self.attrs.get(Attr.LATENT_GRID) or {}
+        declared = tuple(grid_attrs.get(k) for k in (GridKey.FRAMES, GridKey.HEIGHT, GridKey.WIDTH))
+        if declared != self.grid:
+            raise AnalyzerError(f"{self.location}: latent_grid says {declared} but the attention grid is {self.grid}")
+        spans = grid_attrs.get(GridKey.PIXEL_FRAMES) or latent.pixel_frames_of_latent(frames)
+        self.pixel_frames: list[tuple[int, int]] = [(int(a), int(b)) for a, b in spans]
+
+    def _read_steps(self, n_steps: int) -> list[Step]:
+        arrays = {spec.path: self.root[spec.path][:] for spec in schema.STEP_ARRAYS}
+        stride = int(self.record_options.get(RecordOption.STEP_STRIDE, 1) or 1)
+        steps = []
+        for p in range(n_steps):
+            index = int(arrays[schema.STEP_INDEX.path][p])
+            steps.append(Step(
+                position=p,
+                # a step never written has index -1; the stride says which step it was meant to be
+                index=index if index >= 0 else p * stride,
+                timestep=float(arrays[schema.STEP_TIMESTEP.path][p]),
+                sigma=float(arrays[schema.STEP_SIGMA.path][p]),
+                expert=int(arrays[schema.STEP_EXPERT.path][p]),
+                complete=bool(arrays[schema.STEP_COMPLETE.path][p]),
+            ))
+        return steps
+
+    def _read_words(self, raw_words: list, n_tokens: int) -> list[Word]:
+        words = []
+        for i, raw in enumerate(raw_words):
+            tokens = tuple(int(t) for t in raw.get("tokens", ()))
+            if not tokens or any(not 0 <= t < n_tokens for t in tokens):
+                raise AnalyzerError(f"{self.location}: word {i} of group {self.branch} has token indices "
+                                    f"{list(tokens)} outside 0..{n_tokens - 1}")
+            words.append(Word(i, str(raw.get("text", "")), tokens, bool(raw.get("special", False)),
+                              bool(raw.get("punctuation", False))))
+        return words
+
+    @property
+    def complete_steps(self) -> list[Step]:
+        return [s for s in self.steps if s.complete]
+
+    @property
+    def missing_steps(self) -> list[Step]:
+        return [s for s in self.steps if not s.complete]
+
+    @property
+    def layers_separate(self) -> bool:
+        """Whether each layer entry is one transformer block (not the mean over layers)."""
+        return all(b >= 0 for b in self.layer_blocks)
+
+    def read_step(self, step: Step, layers: list[int]) -> StepData:
+        """Read the selected layer entries of one step and reduce them; raise if the step holds NaN."""
+        layer_sel = _as_selection(layers, len(self.layer_blocks))
+        att = _read(self.attention, step.position, layer_sel)  # (L, F, H, W, T) float16
+        pad = _read(self.padding, step.position, layer_sel)  # (L, F, H, W)
+        n_layers = att.shape[0]
+        att = att.reshape(n_layers, -1, att.shape[-1])
+        pad = pad.reshape(n_layers, -1)
+        mean = np.add.reduce(att, axis=0, dtype=np.float32) / np.float32(n_layers)
+        if not np.isfinite(mean).all():
+            raise AnalyzerError(f"{self.location}: step {step.index} is marked complete but its "
+                                f"{self.branch} attention holds NaN")
+        layer_token_mass = att.sum(axis=1, dtype=np.float64) / att.shape[1]
+        layer_padding = pad.sum(axis=1, dtype=np.float64) / pad.shape[1]
+        padding = np.add.reduce(pad, axis=0, dtype=np.float32) / np.float32(n_layers)
+        return StepData(step, mean, padding, layer_token_mass, layer_padding)
+
+    def read_head_arrays(self, positions: list[int], layers: list[int]) -> dict[str, np.ndarray]:
+        """Per-head summaries of the given steps and layers: small arrays, read whole."""
+        layer_sel = _as_selection(layers, len(self.layer_blocks))
+        out = {}
+        for name, spec in (("entropy", schema.head_entropy(self.branch)),
+                           ("token_mass", schema.head_token_mass(self.branch)),
+                           ("padding", schema.head_padding_mass(self.branch))):
+            array = self.root[spec.path]
+            out[name] = np.stack([np.asarray(_read(array, p, layer_sel), dtype=np.float64) for p in positions])
+        return out
+
+    def read_video_frame(self, index: int) -> np.ndarray:
+        """One decoded RGB frame (height, width, 3) uint8; all zeros until the recorder wrote the video."""
+        return self.video[index]
+
+    @property
+    def num_video_frames(self) -> int:
+        return int(self.video.shape[0])
+
+
+def _as_selection(layers: list[int], total: int):
+    """A slice when the layers are contiguous (one plain read), else an index array."""
+    if layers == list(range(layers[0], layers[0] + len(layers))):
+        return slice(layers[0], layers[0] + len(layers))
+    return np.asarray(layers)
+
+
+def _read(array, position: int, layer_sel) -> np.ndarray:
+    if isinstance(layer_sel, slice):
+        return array[position, layer_sel]
+    return array.get_orthogonal_selection((position, layer_sel))
+
+
+def iter_steps(view: StoreView, steps: list[Step], layers: list[int]) -> Iterator[StepData]:
+    """Yield each step's reduced data in order, reading the next step while the caller uses this one.
+
+    At most two steps are in memory at once, whatever the store's size.
+    """
+    if not steps:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wan-analyze-read") as pool:
+        pending = pool.submit(view.read_step, steps[0], layers)
+        for i in range(len(steps)):
+            data = pending.result()
+            if i + 1 < len(steps):
+                pending = pool.submit(view.read_step, steps[i + 1], layers)
+            yield data

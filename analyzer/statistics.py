@@ -1,0 +1,162 @@
+"""The numbers of the report, computed step by step from one read of each step.
+
+:class:`Accumulator` takes each step's layer-mean attention A (queries x tokens) once,
+keeps per-step vectors (tokens long) and a few fixed-size maps, and never holds more
+than one step's A besides the previous one (for the change between steps).
+
+Definitions (the report quotes them):
+- token mass m_t = mean over queries q of A[q, t]; token share = m_t / sum_t' m_t'.
+- text entropy of a query: H_q = -sum_t p_qt ln p_qt with p_qt = A[q, t] / sum_t' A[q, t'].
+- spatial entropy of a token: S_t = -sum_q r_qt ln r_qt with r_qt = A[q, t] / sum_q' A[q', t].
+- change from the previous step: D_s = sum_{q,t} |A_s - A_{s-1}| / sum_{q,t} A_{s-1}.
+- winner of a location: argmax_t A[q, t]; winner of a step: argmax_t m_t.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analyzer.reader import StepData
+
+_TINY = np.float32(1e-30)
+
+
+def entropy_rows(p: np.ndarray) -> np.ndarray:
+    """Entropy in nats of each row of ``p`` (rows need not be normalised; zero rows give 0)."""
+    total = p.sum(axis=1, keepdims=True)
+    q = p / np.maximum(total, _TINY)
+    return -(q * np.log(np.maximum(q, _TINY))).sum(axis=1)
+
+
+def row_blocks(num_rows: int, max_rows: int) -> np.ndarray:
+    """Start indices of ``min(num_rows, max_rows)`` near-equal consecutive row blocks."""
+    count = min(num_rows, max_rows)
+    return np.linspace(0, num_rows, count + 1).astype(np.int64)[:-1]
+
+
+def downsample_rows(a: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Average consecutive rows of ``a`` over the blocks that begin at ``starts``."""
+    sums = np.add.reduceat(a, starts, axis=0)
+    sizes = np.diff(np.append(starts, a.shape[0]))
+    return sums / sizes[:, None]
+
+
+@dataclass(frozen=True)
+class StepSummary:
+    """The per-step row of the report."""
+
+    position: int
+    index: int
+    timestep: float
+    sigma: float
+    expert: int
+    token_mass: np.ndarray  # (T,)
+    text_entropy: float  # mean over queries of H_q
+    spatial_entropy: np.ndarray  # (T,)
+    padding: float  # mean padding mass
+    change: float | None  # D_s, None at the first analysed step
+    win_share: np.ndarray  # (T,) fraction of locations each token wins
+
+    @property
+    def top_token(self) -> int:
+        return int(np.argmax(self.token_mass))
+
+    @property
+    def top_share(self) -> float:
+        return float(self.token_mass[self.top_token] / max(self.token_mass.sum(), 1e-30))
+
+
+class Accumulator:
+    """Collects every summary of the analysis from a stream of :class:`StepData`."""
+
+    def __init__(self, num_queries: int, num_tokens: int, units: list[tuple[int, ...]], heatmap_rows: int):
+        self.num_queries = num_queries
+        self.num_tokens = num_tokens
+        # membership of tokens in the per-word units: the word maps are A @ membership
+        self.membership = np.zeros((num_tokens, len(units)), dtype=np.float32)
+        for u, tokens in enumerate(units):
+            self.membership[list(tokens), u] = 1.0
+        self.row_starts = row_blocks(num_queries, heatmap_rows)
+        self.steps: list[StepSummary] = []
+        self.heatmaps: list[np.ndarray] = []  # per step, (rows, T)
+        self.layer_token_mass: list[np.ndarray] = []  # per step, (L, T)
+        self.layer_padding: list[np.ndarray] = []  # per step, (L,)
+        self.unit_sum = np.zeros((len(units), num_queries), dtype=np.float64)
+        self.unit_step_normalised_sum = np.zeros((len(units), num_queries), dtype=np.float64)
+        self.wins = np.zeros((num_queries, num_tokens), dtype=np.int32)
+        self._previous: np.ndarray | None = None
+
+    def add(self, data: StepData) -> StepSummary:
+        a = data.attention  # (Q, T) float32
+        token_mass = a.mean(axis=0, dtype=np.float64)
+        text_entropy = float(entropy_rows(a).mean(dtype=np.float64))
+        spatial_entropy = entropy_rows(a.T).astype(np.float64)
+        winners = np.argmax(a, axis=1)
+        self.wins[np.arange(a.shape[0]), winners] += 1  # one winner per query: no repeated index
+        win_share = np.bincount(winners, minlength=self.num_tokens) / a.shape[0]
+        change = None
+        if self._previous is not None:
+            change = float(np.abs(a - self._previous).sum(dtype=np.float64)
+                           / max(self._previous.sum(dtype=np.float64), 1e-30))
+        self._previous = a
+
+        units = (a @ self.membership).T  # (U, Q)
+        self.unit_sum += units
+        step_max = float(units.max()) if units.size else 0.0
+        if step_max > 0:
+            self.unit_step_normalised_sum += units / step_max
+        self.heatmaps.append(downsample_rows(a, self.row_starts).astype(np.float32))
+        self.layer_token_mass.append(data.layer_token_mass)
+        self.layer_padding.append(data.layer_padding)
+
+        step = data.step
+        summary = StepSummary(step.position, step.index, step.timestep, step.sigma, step.expert, token_mass,
+                              text_entropy, spatial_entropy, float(data.padding.mean(dtype=np.float64)), change,
+                              win_share)
+        self.steps.append(summary)
+        return summary
+
+    # --- results over all analysed steps ------------------------------------------------
+    @property
+    def count(self) -> int:
+        return len(self.steps)
+
+    def token_mass(self) -> np.ndarray:
+        """(T,) mean over steps of m_t."""
+        return np.mean([s.token_mass for s in self.steps], axis=0)
+
+    def spatial_entropy(self) -> np.ndarray:
+        """(T,) mean over steps of S_t."""
+        return np.mean([s.spatial_entropy for s in self.steps], axis=0)
+
+    def steps_won(self) -> np.ndarray:
+        """(T,) how many steps each token won."""
+        return np.bincount([s.top_token for s in self.steps], minlength=self.num_tokens)
+
+    def location_win_share(self) -> np.ndarray:
+        """(T,) fraction of (step, location) pairs each token wins."""
+        return self.wins.sum(axis=0) / max(self.wins.sum(), 1)
+
+    def modal_winner(self) -> np.ndarray:
+        """(Q,) the token that wins each location most often over the steps."""
+        return np.argmax(self.wins, axis=1)
+
+    def winner_stability(self) -> float:
+        """Mean over locations of the fraction of steps in which the location's modal winner wins."""
+        return float(self.wins.max(axis=1).mean() / max(self.count, 1))
+
+    def unit_maps(self, normalisation: str) -> np.ndarray:
+        """(U, Q) per-word maps over the analysed steps, before any per-frame scaling."""
+        if normalisation == "per-step":
+            return self.unit_step_normalised_sum / max(self.count, 1)
+        return self.unit_sum / max(self.count, 1)
+
+    def layer_profile(self) -> np.ndarray:
+        """(L, T) mean over steps of each layer's token mass."""
+        return np.mean(self.layer_token_mass, axis=0)
+
+    def padding_by_step_layer(self) -> np.ndarray:
+        """(S, L) mean padding mass of each step and layer."""
+        return np.asarray(self.layer_padding)

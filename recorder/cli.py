@@ -1,0 +1,135 @@
+"""``wan-record``: record a Wan generation's cross-attention into a store.
+
+    wan-record --prompt "a cat walks on the grass" OUT.zarr      (the main job)
+    wan-record tiny-model DIR                                     (a tiny offline pipeline)
+
+torch and diffusers are imported inside the commands, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from shared.cli import default_group
+
+DEFAULT_MODEL = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+
+
+def _int_list(value: str, what: str) -> tuple[int, ...]:
+    try:
+        items = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{what} must be comma-separated integers, got {value!r}") from None
+    if not items:
+        raise click.BadParameter(f"{what} is empty")
+    return items
+
+
+def _dir_size(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+@default_group("record")
+def main():
+    """Record the exact cross-attention of a Wan text-to-video pipeline into a Zarr store."""
+
+
+@main.command("record")
+@click.argument("output", type=click.Path(dir_okay=True, file_okay=False, writable=True))
+@click.option("--prompt", required=True, help="The prompt to generate.")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help="Hub id (Wan-AI/Wan2.1-T2V-1.3B-Diffusers, Wan-AI/Wan2.2-T2V-A14B-Diffusers, ...) "
+                   "or a local pipeline directory.")
+@click.option("--negative-prompt", default="", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--height", default=480, show_default=True, type=int)
+@click.option("--width", default=832, show_default=True, type=int)
+@click.option("--frames", "num_frames", default=81, show_default=True, type=int,
+              help="Pixel frames; Wan needs 4k+1 and rounds down to it otherwise (said on stderr, stored).")
+@click.option("--steps", "num_inference_steps", default=50, show_default=True, type=int)
+@click.option("--guidance", "guidance_scale", default=5.0, show_default=True, type=float)
+@click.option("--guidance-2", "guidance_scale_2", default=None, type=float,
+              help="Guidance of the low-noise expert (Wan 2.2 A14B); defaults to --guidance.")
+@click.option("--max-sequence-length", default=512, show_default=True, type=int,
+              help="Text length the pipeline pads to; changing it changes the video.")
+@click.option("--dtype", default="bfloat16", show_default=True,
+              type=click.Choice(["bfloat16", "float16", "float32"]))
+@click.option("--device", default="auto", show_default=True, help="cuda, cuda:N, cpu, or auto (cuda if present).")
+@click.option("--heads", default="mean", show_default=True,
+              help="'mean' averages all heads; a list like 0,3,5 averages only those heads.")
+@click.option("--layers", default="all", show_default=True, help="'all' or a list of blocks like 0,10,29.")
+@click.option("--layer-mean", is_flag=True, help="Store one map per step: the mean over the recorded layers.")
+@click.option("--branch", default="cond", show_default=True, type=click.Choice(["cond", "both"]),
+              help="'both' also records the unconditional pass, over the negative prompt's tokens.")
+@click.option("--step-stride", default=1, show_default=True, type=int, help="Record every k-th step (0, k, 2k, ...).")
+@click.option("--query-chunk-mb", default=256, show_default=True, type=int,
+              help="Device memory for one chunk of fp32 logits; bounds memory at any resolution.")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+def record_command(output, prompt, model, negative_prompt, seed, height, width, num_frames, num_inference_steps,
+                   guidance_scale, guidance_scale_2, max_sequence_length, dtype, device, heads, layers, layer_mean,
+                   branch, step_stride, query_chunk_mb, overwrite):
+    """Generate PROMPT with a Wan pipeline and record its cross-attention into the store OUTPUT."""
+    if os.path.exists(output) and not overwrite:
+        raise click.ClickException(f"{output} already exists; choose another output or pass --overwrite")
+    try:
+        config_kwargs = dict(
+            heads=None if heads == "mean" else _int_list(heads, "--heads"),
+            layers=None if layers == "all" else _int_list(layers, "--layers"),
+            layer_mean=layer_mean,
+            branches=("cond", "uncond") if branch == "both" else ("cond",),
+            step_stride=step_stride,
+            query_chunk_bytes=query_chunk_mb * 2**20,
+        )
+    except click.BadParameter as exc:
+        raise click.UsageError(exc.message) from None
+
+    import torch
+
+    from recorder.capture import CaptureConfig
+    from recorder.loading import load_pipeline
+    from recorder.record import GenerationRequest, RecordError, record
+    from recorder.writer import WriterError
+    from shared.store import StoreError
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        config = CaptureConfig(**config_kwargs)
+        request = GenerationRequest(
+            prompt=prompt, negative_prompt=negative_prompt, seed=seed, height=height, width=width,
+            num_frames=num_frames, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+            guidance_scale_2=guidance_scale_2, max_sequence_length=max_sequence_length)
+        pipe = load_pipeline(model, dtype=dtype, device=device)
+        result = record(pipe, request, output, config, overwrite=overwrite, model_id=model,
+                        show_progress=True, notify=lambda note: click.echo(f"note: {note}", err=True))
+    except (RecordError, StoreError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except WriterError as exc:
+        raise click.ClickException(f"{exc}; what was written is kept in {output} (status 'failed')") from None
+    timing = result.timing
+    click.echo(f"recorded {output}: {_dir_size(output) / 2**20:.1f} MiB, generation {timing['generation_s']:.2f} s, "
+               f"capture {timing['capture_s']:.2f} s, writing {timing['write_s']:.2f} s (background)", err=True)
+
+
+@main.command("tiny-model")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--layers", default=2, show_default=True, type=click.IntRange(1, 64), help="Transformer blocks.")
+@click.option("--heads", default=2, show_default=True, type=click.IntRange(1, 64), help="Attention heads.")
+@click.option("--head-dim", default=12, show_default=True, type=click.IntRange(2, 256),
+              help="Channels per head (even: RoPE pairs them).")
+@click.option("--two-experts", is_flag=True, help="Add transformer_2 and a boundary, like Wan 2.2 A14B.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random weights.")
+def tiny_model_command(directory, layers, heads, head_dim, two_experts, seed):
+    """Save a tiny random-weight Wan pipeline to DIRECTORY, built offline; load it with --model DIRECTORY."""
+    if os.path.exists(directory):
+        raise click.ClickException(f"{directory} already exists; choose a new directory")
+    if head_dim % 2:
+        raise click.UsageError(f"--head-dim must be even (RoPE pairs channels), got {head_dim}")
+    from recorder.tiny import TinyConfig, save_tiny_pipeline
+
+    save_tiny_pipeline(directory, TinyConfig(num_layers=layers, num_heads=heads, head_dim=head_dim,
+                                             two_experts=two_experts, seed=seed))
+    click.echo(f"saved a tiny Wan pipeline ({layers} layers, {heads} heads x {head_dim}"
+               f"{', two experts' if two_experts else ''}) to {directory}", err=True)

@@ -1,0 +1,135 @@
+"""Capture lifecycle: restoring processors, refusing re-entry, experts per step, writer failures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from recorder.capture import AttentionCapture, CaptureConfig
+from recorder.probabilities import reduced_attention
+from recorder.record import GenerationRequest, record
+from recorder.writer import BackgroundWriter, WriterError
+from shared import schema
+
+
+def _processors(pipe):
+    return {name: proc for t in (pipe.transformer, pipe.transformer_2) if t is not None
+            for name, proc in t.attn_processors.items()}
+
+
+def test_processors_restored_after_an_exception_inside_the_pipeline(tiny_pipe, small_request, tmp_path):
+    before = _processors(tiny_pipe)
+    calls = {"n": 0}
+
+    def explode(_module, _args):
+        calls["n"] += 1
+        if calls["n"] == 4:  # step 1, unconditional pass
+            raise RuntimeError("boom in the transformer")
+
+    handle = tiny_pipe.transformer.register_forward_pre_hook(explode)
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            record(tiny_pipe, small_request, tmp_path / "s.zarr", show_progress=False)
+    finally:
+        handle.remove()
+    after = _processors(tiny_pipe)
+    assert after.keys() == before.keys()
+    assert all(after[name] is before[name] for name in before)
+    root = zarr.open_group(tmp_path / "s.zarr", mode="r")
+    assert root.attrs[schema.Attr.STATUS] == schema.STATUS_FAILED
+    assert "boom" in root.attrs[schema.Attr.ERROR]
+    # Step 0 finished before the failure and is kept. Step 1 failed after its cond maps were
+    # written, so it is marked incomplete; step 2 never ran and reads as NaN, never as zero.
+    assert root[schema.STEP_COMPLETE.path][:].tolist() == [True, False, False]
+    attention = root[schema.attention("cond").path]
+    assert not np.isnan(attention[0]).any()
+    assert np.isnan(attention[2]).all()
+
+
+def test_entering_twice_raises_and_leaves_the_first_capture_intact(tiny_pipe):
+    before = _processors(tiny_pipe)
+    first = AttentionCapture(tiny_pipe, CaptureConfig(), lambda *a: None, {"cond": 3})
+    with first:
+        installed = _processors(tiny_pipe)
+        with pytest.raises(RuntimeError, match="already active"):
+            with AttentionCapture(tiny_pipe, CaptureConfig(), lambda *a: None, {"cond": 3}):
+                pass
+        assert _processors(tiny_pipe) == installed
+    assert all(_processors(tiny_pipe)[n] is p for n, p in before.items())
+
+
+def test_attention_backend_setting_reaches_the_original_processor(tiny_pipe):
+    with AttentionCapture(tiny_pipe, CaptureConfig(layers=(0,)), lambda *a: None, {"cond": 3}):
+        wrapper = tiny_pipe.transformer.blocks[0].attn2.processor
+        wrapper._attention_backend = "native"
+        assert wrapper.original._attention_backend == "native"
+        wrapper._attention_backend = None
+
+
+def test_two_experts_are_tagged_per_step(tiny_two_expert_pipe, tmp_path):
+    request = GenerationRequest("a dog runs", height=32, width=48, num_frames=5, num_inference_steps=6)
+    result = record(tiny_two_expert_pipe, request, tmp_path / "s.zarr", show_progress=False)
+    root = zarr.open_group(result.store, mode="r")
+    timesteps = root[schema.STEP_TIMESTEP.path][:]
+    experts = root[schema.STEP_EXPERT.path][:]
+    boundary = root.attrs[schema.Attr.EXPERT_BOUNDARY]
+    assert boundary == pytest.approx(875.0)
+    assert experts.tolist() == [0 if t >= boundary else 1 for t in timesteps]
+    assert 0 in experts and 1 in experts, "the test schedule must cross the boundary"
+    assert experts.tolist() == sorted(experts.tolist()), "high-noise expert first, then low-noise"
+    assert not np.isnan(root[schema.attention("cond").path][:]).any()
+
+
+def test_collapsed_pad_keys_give_the_full_softmax():
+    torch.manual_seed(0)
+    heads, dim, real, total = 3, 8, 5, 40
+    query = torch.randn(1, 37, heads * dim)
+    key = torch.randn(1, total, heads * dim)
+    key[:, real:] = key[:, real:real + 1]  # identical pads, as Wan's text projection makes them
+    merged = reduced_attention(query, key, heads, real, budget_bytes=2000)
+    full = reduced_attention(query, key, heads, real, collapse_pad_keys=False)
+    assert merged.pad_keys_collapsed and not full.pad_keys_collapsed
+    for name in ("attention", "padding_mass", "head_entropy", "head_token_mass", "head_padding_mass"):
+        torch.testing.assert_close(getattr(merged, name), getattr(full, name), rtol=1e-5, atol=1e-7)
+
+
+def test_pad_keys_that_differ_are_not_merged():
+    torch.manual_seed(1)
+    query, key = torch.randn(1, 10, 16), torch.randn(1, 12, 16)
+    reduced = reduced_attention(query, key, 2, 4)
+    assert not reduced.pad_keys_collapsed
+    q = query[0].unflatten(-1, (2, 8)).transpose(0, 1)
+    k = key[0].unflatten(-1, (2, 8)).transpose(0, 1)
+    p = torch.softmax(q @ k.transpose(-1, -2) / 8 ** 0.5, -1)
+    torch.testing.assert_close(reduced.attention, p[..., :4].mean(0))
+    torch.testing.assert_close(reduced.padding_mass, p[..., 4:].sum(-1).mean(0))
+
+
+def test_writer_error_is_raised_in_the_caller():
+    writer = BackgroundWriter(max_pending=2)
+
+    def fail():
+        raise OSError("disk full")
+
+    writer.submit(fail)
+    with pytest.raises(WriterError, match="disk full"):
+        writer.flush()
+    with pytest.raises(WriterError):
+        writer.submit(lambda: None)
+    with pytest.raises(WriterError):
+        writer.close()
+
+
+def test_a_failing_write_stops_the_recording(tiny_pipe, small_request, tmp_path, monkeypatch):
+    import recorder.store_sink as store_sink
+
+    def broken(self, branch, layer_slot, flat):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(store_sink.StoreSink, "_gather_heads", broken)
+    with pytest.raises(WriterError, match="no space left"):
+        record(tiny_pipe, small_request, tmp_path / "s.zarr", show_progress=False)
+    root = zarr.open_group(tmp_path / "s.zarr", mode="r")
+    assert root.attrs[schema.Attr.STATUS] == schema.STATUS_FAILED
