@@ -1,7 +1,7 @@
 """The classic per-step pictures: token x video-token heatmaps, their montage and GIF.
 
-One matplotlib figure is built once and reused for every step (only the image data,
-colour limits and title change), because laying a figure out costs more than drawing it.
+matplotlib draws the figure's frame once; each step's picture is that frame with the
+step's colours, title and colour-bar values put in by PIL (see :class:`StepHeatmap`).
 The montage and GIF are assembled with PIL from the rendered steps, never re-rendered.
 """
 
@@ -10,18 +10,19 @@ from __future__ import annotations
 import math
 
 import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image, ImageDraw
 
-matplotlib.use("Agg")  # no display on a laptop over ssh, and no GUI toolkit import
-import numpy as np  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
-
-from analyzer import text  # noqa: E402
-from analyzer.fonts import font  # noqa: E402
+from analyzer import text
+from analyzer.fonts import font
 
 EXPERT_NAMES = {0: "high-noise expert", 1: "low-noise expert", -1: "expert unknown"}
 MAX_TOKEN_LABELS = 96
+COLORMAP = "viridis"
+COLORBAR_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
+_LUT = (matplotlib.colormaps[COLORMAP](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
 
 
 def step_title(index: int, timestep: float, expert: int) -> str:
@@ -29,40 +30,68 @@ def step_title(index: int, timestep: float, expert: int) -> str:
 
 
 class StepHeatmap:
-    """Renders one step's (rows x tokens) matrix as a labelled heatmap image."""
+    """Renders one step's (rows x tokens) matrix as a labelled heatmap image, each with its own colour scale.
+
+    matplotlib draws the frame once (axes, token labels, colour bar); each step then only
+    pastes its coloured matrix into the axes and writes the title and colour-bar values
+    with PIL. A full matplotlib draw per step would cost ten times the read of that step.
+    """
 
     def __init__(self, tokens: list[str], row_starts: np.ndarray, grid: tuple[int, int, int], layer_label: str):
         n_tokens, n_rows = len(tokens), len(row_starts)
         width = min(max(6.0, 1.6 + 0.22 * min(n_tokens, MAX_TOKEN_LABELS)), 26.0)
-        self.figure = Figure(figsize=(width, 6.4), dpi=100)
-        self.canvas = FigureCanvasAgg(self.figure)
-        ax = self.figure.add_subplot()
-        self.image = ax.imshow(np.zeros((n_rows, n_tokens), dtype=np.float32), aspect="auto",
-                               interpolation="nearest", cmap="viridis", vmin=0.0, vmax=1.0)
-        self.figure.colorbar(self.image, ax=ax, label="attention weight", fraction=0.05, pad=0.02)
+        figure = Figure(figsize=(width, 6.4), dpi=100)
+        canvas = FigureCanvasAgg(figure)
+        ax = figure.add_subplot()
+        image = ax.imshow(np.zeros((n_rows, n_tokens), dtype=np.float32), aspect="auto",
+                          interpolation="nearest", cmap=COLORMAP, vmin=0.0, vmax=1.0)
+        colorbar = figure.colorbar(image, ax=ax, label="attention weight", fraction=0.05, pad=0.02)
+        colorbar.set_ticks(list(COLORBAR_FRACTIONS), labels=["0.00000"] * len(COLORBAR_FRACTIONS))
         every = max(1, math.ceil(n_tokens / MAX_TOKEN_LABELS))
         ticks = list(range(0, n_tokens, every))
         ax.set_xticks(ticks, [text.label(tokens[t], 16) for t in ticks], rotation=90, fontsize=8)
         ax.set_xlabel("text token (key)")
 
         frames, height, width_ = grid
-        per_frame = height * width_
-        frame_rows = np.searchsorted(row_starts, np.arange(frames) * per_frame, side="right") - 1
-        f_every = max(1, math.ceil(frames / 24))
-        shown = list(range(0, frames, f_every))
+        frame_rows = np.searchsorted(row_starts, np.arange(frames) * height * width_, side="right") - 1
+        shown = list(range(0, frames, max(1, math.ceil(frames / 24))))
         ax.set_yticks([frame_rows[f] - 0.5 for f in shown], [f"f{f}" for f in shown], fontsize=7)
         ax.set_ylabel(f"video token (latent frame, y, x); {n_rows} row means\n{layer_label}", fontsize=9)
-        self.title = ax.set_title(step_title(0, 0.0, 0), fontsize=10)
-        self.figure.tight_layout()
+        ax.set_title(step_title(0, 1000.0, -1), fontsize=10)  # reserves the title's room in the layout
+        figure.tight_layout()
+        ax.set_title("")
+        colorbar.set_ticks(list(COLORBAR_FRACTIONS), labels=[""] * len(COLORBAR_FRACTIONS))
+        canvas.draw()
+        self.template = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
+        self.box = _pixel_box(ax, canvas)
+        self.colorbar_box = _pixel_box(colorbar.ax, canvas)
+        self.title_font = font(14)
+        self.tick_font = font(14)
 
     def render(self, matrix: np.ndarray, title: str) -> Image.Image:
-        """The heatmap of ``matrix`` with its own colour scale (0 to its maximum)."""
-        self.image.set_data(matrix)
-        top = float(matrix.max()) if matrix.size else 1.0
-        self.image.set_clim(0.0, top if top > 0 else 1.0)
-        self.title.set_text(title)
-        self.canvas.draw()
-        return Image.fromarray(np.asarray(self.canvas.buffer_rgba())[..., :3].copy())
+        """The heatmap of ``matrix``, coloured from 0 to its maximum."""
+        top = float(matrix.max()) if matrix.size else 0.0
+        scale = top if top > 0 else 1.0
+        index = np.clip(matrix / scale * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        left, upper, right, lower = self.box
+        picture = Image.fromarray(_LUT[index]).resize((right - left, lower - upper), Image.Resampling.NEAREST)
+        out = self.template.copy()
+        out.paste(picture, (left, upper))
+        draw = ImageDraw.Draw(out)
+        draw.rectangle((left - 1, upper - 1, right, lower), outline="black")
+        draw.text(((left + right) / 2, upper - 6), title, fill="black", font=self.title_font, anchor="md")
+        c_left, c_upper, c_right, c_lower = self.colorbar_box
+        for fraction in COLORBAR_FRACTIONS:
+            y = c_lower - fraction * (c_lower - c_upper)
+            draw.text((c_right + 8, y), f"{fraction * top:.3g}", fill="black", font=self.tick_font, anchor="lm")
+        return out
+
+
+def _pixel_box(ax, canvas) -> tuple[int, int, int, int]:
+    """(left, upper, right, lower) of an axes in image pixels (matplotlib counts y from the bottom)."""
+    bbox = ax.get_window_extent(renderer=canvas.get_renderer())
+    height = canvas.get_width_height()[1]
+    return round(bbox.x0), round(height - bbox.y1), round(bbox.x1), round(height - bbox.y0)
 
 
 def thumbnail(image: Image.Image, max_width: int) -> Image.Image:

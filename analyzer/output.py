@@ -66,7 +66,8 @@ def save_animation(frames: list[Image.Image], path: Path, animation_format: str,
     """Write frames as a looping animation, one frame each (GIF frames get their own 256-colour palette)."""
     target = path.with_name(f"{path.name}.{animation_format}")
     if animation_format == "gif":
-        frames = [f.convert("P", palette=Image.Palette.ADAPTIVE, colors=256) for f in frames]
+        # fast octree: a good 256-colour palette per frame at a twentieth of median cut's cost
+        frames = [f.quantize(colors=256, method=Image.Quantize.FASTOCTREE) for f in frames]
         frames[0].save(target, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms,
                        loop=0, optimize=False, disposal=1)
     else:

@@ -7,8 +7,6 @@ lookup table, so a frame costs a few array operations and no matplotlib call.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from matplotlib import colormaps
 from PIL import Image, ImageDraw
@@ -65,12 +63,25 @@ def upsample(latent_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(image.resize(size, Image.Resampling.BILINEAR))
 
 
-def heat_overlay(frame: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """``frame`` (h, w, 3) uint8 with ``heat`` (h, w) in [0, 1] blended on; zero heat leaves the frame as is."""
+def heat_layer(heat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The colour (premultiplied by its opacity) and the frame's remaining weight for ``heat`` in [0, 1].
+
+    Computed once per latent frame and reused for the pixel frames it covers.
+    """
     index = np.clip(heat * 255.0, 0, 255).astype(np.uint8)
-    alpha = (OVERLAY_ALPHA * heat)[..., None]
-    out = frame.astype(np.float32) * (1.0 - alpha) + _HEAT_LUT[index] * alpha
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    alpha = (OVERLAY_ALPHA * heat)[..., None].astype(np.float32)
+    return _HEAT_LUT[index] * alpha, 1.0 - alpha
+
+
+def blend(frame: np.ndarray, layer: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``frame`` (h, w, 3) uint8 under a :func:`heat_layer`; zero heat leaves the frame as it is."""
+    colour, keep = layer
+    return np.clip(frame * keep + colour + 0.5, 0, 255).astype(np.uint8)
+
+
+def heat_overlay(frame: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """``frame`` with ``heat`` (h, w) in [0, 1] blended on."""
+    return blend(frame, heat_layer(heat))
 
 
 def segment_colour(unit: int) -> tuple[int, int, int]:
@@ -141,7 +152,3 @@ def stack_vertically(top: Image.Image, bottom: Image.Image) -> Image.Image:
     sheet.paste(top, (0, 0))
     sheet.paste(bottom, (0, top.height))
     return sheet
-
-
-def grid_columns(count: int, max_columns: int = 8) -> int:
-    return min(count, max_columns) if count <= max_columns else math.ceil(count / math.ceil(count / max_columns))

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from analyzer import text  # noqa: E402
+from analyzer import text
 
 
 def padding_figure(step_indices: list[int], padding: np.ndarray, layer_blocks: list[int]) -> Figure:

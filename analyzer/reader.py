@@ -8,7 +8,8 @@ reads one step (the selected layers of it) while the caller works on the previou
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -144,22 +145,38 @@ class StoreView:
         """Whether each layer entry is one transformer block (not the mean over layers)."""
         return all(b >= 0 for b in self.layer_blocks)
 
-    def read_step(self, step: Step, layers: list[int]) -> StepData:
-        """Read the selected layer entries of one step and reduce them; raise if the step holds NaN."""
+    def read_raw(self, step: Step, layers: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The selected layer entries of one step as stored: attention (L, Q, T) and padding (L, Q), float16."""
         layer_sel = _as_selection(layers, len(self.layer_blocks))
-        att = _read(self.attention, step.position, layer_sel)  # (L, F, H, W, T) float16
-        pad = _read(self.padding, step.position, layer_sel)  # (L, F, H, W)
-        n_layers = att.shape[0]
-        att = att.reshape(n_layers, -1, att.shape[-1])
-        pad = pad.reshape(n_layers, -1)
-        mean = np.add.reduce(att, axis=0, dtype=np.float32) / np.float32(n_layers)
-        if not np.isfinite(mean).all():
+        att = _read(self.attention, step.position, layer_sel)
+        pad = _read(self.padding, step.position, layer_sel)
+        return att.reshape(att.shape[0], -1, att.shape[-1]), pad.reshape(pad.shape[0], -1)
+
+    def reduce(self, step: Step, att: np.ndarray, pad: np.ndarray) -> StepData:
+        """Average a step over its layers, keeping each layer's token mass; raise if it holds NaN.
+
+        One float16 -> float32 conversion per layer, into one reused buffer: converting
+        the whole step at once would double the memory and run slower.
+        """
+        n_layers, n_queries, n_tokens = att.shape
+        total = np.zeros((n_queries, n_tokens), dtype=np.float32)
+        layer_token_mass = np.empty((n_layers, n_tokens), dtype=np.float64)
+        buffer = np.empty((n_queries, n_tokens), dtype=np.float32)
+        for layer in range(n_layers):
+            np.copyto(buffer, att[layer])
+            total += buffer
+            layer_token_mass[layer] = buffer.sum(axis=0, dtype=np.float64) / n_queries
+        total /= np.float32(n_layers)
+        if not np.isfinite(total).all():
             raise AnalyzerError(f"{self.location}: step {step.index} is marked complete but its "
                                 f"{self.branch} attention holds NaN")
-        layer_token_mass = att.sum(axis=1, dtype=np.float64) / att.shape[1]
-        layer_padding = pad.sum(axis=1, dtype=np.float64) / pad.shape[1]
+        layer_padding = pad.sum(axis=1, dtype=np.float64) / n_queries
         padding = np.add.reduce(pad, axis=0, dtype=np.float32) / np.float32(n_layers)
-        return StepData(step, mean, padding, layer_token_mass, layer_padding)
+        return StepData(step, total, padding, layer_token_mass, layer_padding)
+
+    def read_step(self, step: Step, layers: list[int]) -> StepData:
+        """Read the selected layer entries of one step and reduce them (:meth:`read_raw` then :meth:`reduce`)."""
+        return self.reduce(step, *self.read_raw(step, layers))
 
     def read_head_arrays(self, positions: list[int], layers: list[int]) -> dict[str, np.ndarray]:
         """Per-head summaries of the given steps and layers: small arrays, read whole."""
@@ -194,17 +211,31 @@ def _read(array, position: int, layer_sel) -> np.ndarray:
     return array.get_orthogonal_selection((position, layer_sel))
 
 
-def iter_steps(view: StoreView, steps: list[Step], layers: list[int]) -> Iterator[StepData]:
-    """Yield each step's reduced data in order, reading the next step while the caller uses this one.
+def iter_steps(view: StoreView, steps: list[Step], layers: list[int], ahead: int = 3) -> Iterator[StepData]:
+    """Yield each step's reduced data in order, as a three-stage pipeline.
 
-    At most two steps are in memory at once, whatever the store's size.
+    One thread reads (and decompresses) steps, a second reduces them over layers, and the
+    caller works on the step yielded; at most ``ahead`` steps are in flight besides the
+    caller's, so memory stays bounded whatever the store's size, and the wall time is
+    close to the slowest stage rather than to the sum of all three.
     """
     if not steps:
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wan-analyze-read") as pool:
-        pending = pool.submit(view.read_step, steps[0], layers)
-        for i in range(len(steps)):
-            data = pending.result()
-            if i + 1 < len(steps):
-                pending = pool.submit(view.read_step, steps[i + 1], layers)
-            yield data
+    with ThreadPoolExecutor(1, thread_name_prefix="wan-analyze-read") as readers, \
+            ThreadPoolExecutor(1, thread_name_prefix="wan-analyze-reduce") as reducers:
+        def start(step: Step) -> Future:
+            raw = readers.submit(view.read_raw, step, layers)
+            return reducers.submit(lambda: view.reduce(step, *raw.result()))
+
+        pending = deque(start(step) for step in steps[:ahead])
+        following = iter(steps[ahead:])
+        try:
+            while pending:
+                data = pending.popleft().result()
+                step = next(following, None)
+                if step is not None:
+                    pending.append(start(step))
+                yield data
+        finally:
+            for future in pending:  # the caller stopped early: do not read what nobody will use
+                future.cancel()

@@ -23,11 +23,14 @@ from analyzer.reader import StepData
 _TINY = np.float32(1e-30)
 
 
-def entropy_rows(p: np.ndarray) -> np.ndarray:
-    """Entropy in nats of each row of ``p`` (rows need not be normalised; zero rows give 0)."""
-    total = p.sum(axis=1, keepdims=True)
-    q = p / np.maximum(total, _TINY)
-    return -(q * np.log(np.maximum(q, _TINY))).sum(axis=1)
+def entropy_from_sums(total: np.ndarray, weighted_log: np.ndarray) -> np.ndarray:
+    """Entropy (nats) of distributions given unnormalised: H = ln S - (sum a ln a) / S, with S = sum a.
+
+    Zero-mass distributions get 0. One a ln a pass serves both the per-query and the
+    per-token entropies, instead of two normalise-and-log passes.
+    """
+    safe = np.where(total > 0, total, 1.0)
+    return np.where(total > 0, np.log(safe) - weighted_log / safe, 0.0)
 
 
 def row_blocks(num_rows: int, max_rows: int) -> np.ndarray:
@@ -74,7 +77,8 @@ class Accumulator:
     def __init__(self, num_queries: int, num_tokens: int, units: list[tuple[int, ...]], heatmap_rows: int):
         self.num_queries = num_queries
         self.num_tokens = num_tokens
-        # membership of tokens in the per-word units: the word maps are A @ membership
+        # membership of tokens in the per-word units, for the layer profile
+        self.units = units
         self.membership = np.zeros((num_tokens, len(units)), dtype=np.float32)
         for u, tokens in enumerate(units):
             self.membership[list(tokens), u] = 1.0
@@ -90,9 +94,13 @@ class Accumulator:
 
     def add(self, data: StepData) -> StepSummary:
         a = data.attention  # (Q, T) float32
-        token_mass = a.mean(axis=0, dtype=np.float64)
-        text_entropy = float(entropy_rows(a).mean(dtype=np.float64))
-        spatial_entropy = entropy_rows(a.T).astype(np.float64)
+        a_log_a = a * np.log(np.maximum(a, _TINY))
+        query_total = a.sum(axis=1, dtype=np.float64)
+        token_total = a.sum(axis=0, dtype=np.float64)
+        token_mass = token_total / a.shape[0]
+        text_entropy = float(entropy_from_sums(query_total, a_log_a.sum(axis=1, dtype=np.float64)).mean())
+        spatial_entropy = entropy_from_sums(token_total, a_log_a.sum(axis=0, dtype=np.float64))
+        del a_log_a
         winners = np.argmax(a, axis=1)
         self.wins[np.arange(a.shape[0]), winners] += 1  # one winner per query: no repeated index
         win_share = np.bincount(winners, minlength=self.num_tokens) / a.shape[0]
@@ -102,7 +110,8 @@ class Accumulator:
                            / max(self._previous.sum(dtype=np.float64), 1e-30))
         self._previous = a
 
-        units = (a @ self.membership).T  # (U, Q)
+        by_token = np.ascontiguousarray(a.T)  # (T, Q): summing whole rows is the fast direction
+        units = np.stack([by_token[list(tokens)].sum(axis=0) for tokens in self.units])  # (U, Q)
         self.unit_sum += units
         step_max = float(units.max()) if units.size else 0.0
         if step_max > 0:

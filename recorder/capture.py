@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from recorder.probabilities import ReducedAttention, reduced_attention
+from recorder.probabilities import ReducedAttention, pad_keys_identical, reduced_attention
 from shared.schema import BRANCH_COND, BRANCH_UNCOND, BRANCHES
 
 _ACTIVE_FLAG = "_wan_attention_capture_active"
@@ -136,7 +136,7 @@ class CaptureProcessor:
         if "q" not in seen or "k" not in seen:
             raise RuntimeError(f"layer {self.layer_slot}: the original processor did not call norm_q/norm_k; "
                                "cannot recover the query and key it used")
-        self.capture.consume(self.layer_slot, attn.heads, seen["q"], seen["k"])
+        self.capture.consume(self.layer_slot, attn, encoder_hidden_states, seen["q"], seen["k"])
         return output
 
 
@@ -177,6 +177,7 @@ class AttentionCapture:
         self.experts_by_step: dict[int, int] = {}
         self.num_keys: dict[str, int] = {}
         self.pad_keys_collapsed: dict[str, bool] = {}
+        self._pads_identical: dict[tuple, bool] = {}
         self._layer_sum: ReducedAttention | None = None
         self._layers_summed = 0
 
@@ -237,11 +238,26 @@ class AttentionCapture:
         self.branch = BRANCH_COND
 
     # --- per layer --------------------------------------------------------------------
-    def consume(self, layer_slot: int, num_heads: int, query: torch.Tensor, key: torch.Tensor) -> None:
+    def _pad_check(self, attn, context: torch.Tensor, key: torch.Tensor, branch: str) -> bool:
+        """Whether the pad keys are identical, checked once per layer and text embedding.
+
+        The keys are a fixed function of the layer's weights and the text embedding, so
+        the answer only changes when the embedding tensor does (a callback may replace it:
+        its address or version counter then changes and the check runs again).
+        """
+        cache_key = (id(attn), branch, context.data_ptr(), context._version, tuple(context.shape))
+        if cache_key not in self._pads_identical:
+            head_dim = key.shape[-1] // attn.heads
+            keys = key[0].unflatten(-1, (attn.heads, head_dim)).transpose(0, 1)
+            self._pads_identical[cache_key] = pad_keys_identical(keys, self.num_real_tokens[branch])
+        return self._pads_identical[cache_key]
+
+    def consume(self, layer_slot: int, attn, context: torch.Tensor, query: torch.Tensor, key: torch.Tensor) -> None:
         branch = self.branch
         token = self.timer.start(query.device)
-        reduced = reduced_attention(query, key, num_heads, self.num_real_tokens[branch], self.config.heads,
-                                    self.config.query_chunk_bytes)
+        reduced = reduced_attention(query, key, attn.heads, self.num_real_tokens[branch], self.config.heads,
+                                    self.config.query_chunk_bytes,
+                                    pads_known_identical=self._pad_check(attn, context, key, branch))
         self.num_keys[branch] = key.shape[1]
         self.pad_keys_collapsed[branch] = self.pad_keys_collapsed.get(branch, True) and reduced.pad_keys_collapsed
         if self.config.layer_mean:

@@ -11,6 +11,7 @@ at a fraction of the cost.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -27,6 +28,12 @@ class ReducedAttention:
     head_token_mass: torch.Tensor  # (heads, real tokens): mean over queries
     head_padding_mass: torch.Tensor  # (heads,): mean over queries
     pad_keys_collapsed: bool
+
+
+@functools.lru_cache(maxsize=64)
+def _merged_pad_bias(num_real: int, num_pad: int, device: torch.device) -> torch.Tensor:
+    """Logit offsets [0, .., 0, log(num_pad)], made once: a fresh host-to-device copy would stall the stream."""
+    return torch.tensor([0.0] * num_real + [math.log(num_pad)], dtype=torch.float32, device=device)
 
 
 def pad_keys_identical(keys: torch.Tensor, num_real: int) -> bool:
@@ -51,12 +58,15 @@ def reduced_attention(
     heads: tuple[int, ...] | None = None,
     budget_bytes: int = 256 * 2**20,
     collapse_pad_keys: bool = True,
+    pads_known_identical: bool | None = None,
 ) -> ReducedAttention:
     """Probabilities of one attention call, reduced over heads and summarised per head.
 
     ``query`` is (1, L_video, H*D) and ``key`` (1, L_text, H*D), as ``norm_q`` and
     ``norm_k`` return them. ``num_real`` real tokens come first in the keys; the rest
     are padding. ``heads`` selects the heads averaged into the map (all by default).
+    ``pads_known_identical`` skips the pad check when the caller already made it for
+    these very keys (the check reads a flag back from the device, which stalls the loop).
     """
     if query.shape[0] != 1 or key.shape[0] != 1:
         raise ValueError(f"recording needs batch size 1, got query batch {query.shape[0]}")
@@ -68,12 +78,13 @@ def reduced_attention(
     k = key[0].unflatten(-1, (num_heads, head_dim)).transpose(0, 1).float()  # (H, Lk, D)
     num_pad = num_keys - num_real
 
-    collapse = collapse_pad_keys and num_pad > 1 and pad_keys_identical(k, num_real)
+    if pads_known_identical is None:
+        pads_known_identical = pad_keys_identical(k, num_real)
+    collapse = collapse_pad_keys and num_pad > 1 and pads_known_identical
     bias = None
     if collapse:
         k = k[:, : num_real + 1]
-        bias = torch.zeros(num_real + 1, device=k.device, dtype=torch.float32)
-        bias[num_real] = math.log(num_pad)
+        bias = _merged_pad_bias(num_real, num_pad, k.device)
     kt = k.transpose(-1, -2) * (head_dim ** -0.5)
 
     length = q.shape[1]

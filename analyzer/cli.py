@@ -1,0 +1,88 @@
+"""``wan-analyze``: pictures and a report from a store, on a machine without torch.
+
+``wan-analyze STORE -o OUTDIR`` runs the analysis (no sub-command name needed);
+``wan-analyze info STORE`` prints what a store holds.
+"""
+
+from __future__ import annotations
+
+import click
+
+from analyzer.errors import AnalyzerError
+from shared.cli import default_group
+from shared.store import StoreError
+
+_NORMALISATIONS = ("global", "per-step", "per-frame", "per-word")
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    return click.ClickException(" ".join(str(exc).split()))
+
+
+@default_group("analyze", help=__doc__)
+def main():
+    pass
+
+
+@main.command("analyze")
+@click.argument("store")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output directory; created if missing, must be empty unless --overwrite.")
+@click.option("--overwrite", is_flag=True,
+              help="Write into a non-empty output directory, replacing files of the same name (others are kept).")
+@click.option("--steps", default=None, metavar="LIST",
+              help="Pipeline step indices to analyse, e.g. 0,10,20-30. Default: every complete step.")
+@click.option("--layers", default=None, metavar="LIST",
+              help="Transformer blocks to average, e.g. 0-9. Default: every recorded layer.")
+@click.option("--words", default=None, metavar="LIST", help="Prompt words for the per-word views, comma separated.")
+@click.option("--tokens", default=None, metavar="LIST",
+              help="Tokens for the per-word views: indices or token strings, comma separated.")
+@click.option("--include-special", is_flag=True, help="Keep </s> and punctuation in the default per-word views.")
+@click.option("--branch", default="cond", show_default=True, type=click.Choice(["cond", "uncond"]),
+              help="Guidance branch: the prompt (cond) or the negative prompt (uncond).")
+@click.option("--outputs", default=None, metavar="LIST",
+              help="Only these outputs: steps, montage, animation, report, words, segmentation, padding, "
+                   "layers, heads. Default: all.")
+@click.option("--image-format", default="png", show_default=True, type=click.Choice(["png", "jpg", "webp"]))
+@click.option("--animation-format", default="gif", show_default=True, type=click.Choice(["gif", "webp"]))
+@click.option("--normalize", "normalisation", default="global", show_default=True,
+              type=click.Choice(_NORMALISATIONS),
+              help="Colour scale of the word overlays: one for all (global), each step weighted alike "
+                   "(per-step), each latent frame (per-frame) or each word (per-word) on its own.")
+@click.option("--sheet-frames", default=8, show_default=True, type=int, help="Frames shown in the contact sheets.")
+@click.option("--overlay-width", default=320, show_default=True, type=int, help="Width of overlay frames in pixels.")
+@click.option("--heatmap-rows", default=256, show_default=True, type=int,
+              help="Rows of the step heatmaps: video tokens are averaged in consecutive groups down to this.")
+@click.option("--step-fps", default=2.0, show_default=True, type=float, help="Frame rate of the step animation.")
+@click.option("--word-fps", default=8.0, show_default=True, type=float, help="Frame rate of the word animations.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def analyze_command(store, out_dir, quiet, **options):
+    """Write per-step heatmaps, montage, animation, per-word maps and the report for STORE.
+
+    STORE is a store directory, a .zip of one, or a URL (https://, s3://, ...).
+    """
+    from analyzer.run import analyze
+
+    try:
+        written = analyze(store, out_dir, progress=not quiet, **options)
+    except (StoreError, AnalyzerError) as exc:
+        raise _fail(exc) from None
+    if "report" in written:
+        click.echo(str(written["report"]))
+
+
+@main.command("info")
+@click.argument("store")
+@click.option("--branch", default="cond", show_default=True, type=click.Choice(["cond", "uncond"]))
+def info_command(store, branch):
+    """Print a short summary of what STORE holds."""
+    from analyzer.info import describe
+
+    try:
+        click.echo(describe(store, branch))
+    except (StoreError, AnalyzerError) as exc:
+        raise _fail(exc) from None
+
+
+if __name__ == "__main__":
+    main()

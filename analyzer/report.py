@@ -1,0 +1,249 @@
+"""The Markdown report: header table, definitions, the statistics, links to every picture.
+
+All text that comes from the store goes through :func:`analyzer.text.markdown`; numbers
+are printed with a fixed number of decimals so that tools (and tests) can read them back.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from analyzer.selection import ranges
+from analyzer.text import markdown as md
+from shared.schema import Attr, GridKey
+
+TOP_HEADS = 5
+
+DEFINITIONS = [
+    ("Attention A[q, t]", "the softmax probability that video query q (latent frame, y, x) gives text token t, "
+     "averaged over the analysed layers (and over the recorded heads, as stored)."),
+    ("Token mass", "m_t = (1/Q) \u2211_q A[q, t], the mean attention token t receives over the Q queries of a step; "
+     "its share is m_t / \u2211_t' m_t'."),
+    ("Word mass", "the sum of the token masses of the word's sub-word tokens, m_w = \u2211_{t \u2208 w} m_t."),
+    ("Text entropy", "H = (1/Q) \u2211_q H_q with H_q = \u2212\u2211_t p_qt ln p_qt and "
+     "p_qt = A[q, t] / \u2211_t' A[q, t'], "
+     "in nats: how spread each query's attention over the text tokens is (0 = one token, ln T = uniform)."),
+    ("Spatial entropy", "S_t = \u2212\u2211_q r_qt ln r_qt with r_qt = A[q, t] / \u2211_q' A[q', t], in nats: "
+     "how spread token t's map is over the video (0 = one location, ln Q = uniform)."),
+    ("Padding mass", "P = (1/Q) \u2211_q (1 \u2212 \u2211_t A[q, t]), the probability that went to the pad keys, "
+     "which Wan does not mask."),
+    ("Change", "D_s = \u2211_{q,t} |A_s[q, t] \u2212 A_{s\u22121}[q, t]| / \u2211_{q,t} A_{s\u22121}[q, t], "
+     "the relative L1 "
+     "change of the attention from the previous analysed step."),
+    ("Winner", "the token w_s = argmax_t m_t of a step, and for a location the token w_q = argmax_t A[q, t]; "
+     "a token's location win share is (number of (step, location) pairs with w_q = t) / (steps × Q)."),
+    ("Winner stability", "(1/Q) ∑_q max_t n_qt / N, where n_qt counts the analysed steps in which token t "
+     "wins location q and N is the number of analysed steps."),
+    ("Segment share", "the fraction of latent locations q whose winning word argmax_w M_w[q] is w, with "
+     "M_w[q] = (1/N) ∑_s ∑_{t ∈ w} A_s[q, t] the step-mean word map."),
+    ("Head entropy", "E_lh = (1/N) ∑_s e_slh, the recorder's per-head mean over queries of the entropy over "
+     "all keys (pad keys included) averaged over the N analysed steps; the lowest is the most focused head."),
+]
+
+
+def _f(value: float | None, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "\u2013"
+    return f"{value:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _dict_line(value) -> str:
+    if isinstance(value, dict):
+        return md(", ".join(f"{k}={v}" for k, v in value.items())) or "\u2013"
+    return md(value)
+
+
+def write_report(analysis, written: dict, path: Path) -> Path:
+    """Write ``attention_analysis_report.md`` for ``analysis`` (an ``analyzer.run.Analysis``)."""
+    lines = build_report(analysis, written, path.parent)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def build_report(analysis, written: dict, root: Path) -> list[str]:
+    view, stats, units = analysis.view, analysis.stats, analysis.units
+    attrs = view.attrs
+    tokens = view.tokens
+    word_of_token = {}
+    for w in view.words:
+        for t in w.tokens:
+            word_of_token[t] = w.text
+
+    def token_cell(t: int) -> str:
+        return f"{t}: {md(tokens[t])}"
+
+    def link(p: Path) -> str:
+        return p.relative_to(root).as_posix()
+
+    lines = ["# Attention analysis report", ""]
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines += [f"Store {md(view.location)}, branch {md(view.branch)}, analysed {generated} "
+              f"in {analysis.seconds:.1f} s.", ""]
+
+    grid = attrs.get(Attr.LATENT_GRID) or {}
+    guidance = md(attrs.get(Attr.GUIDANCE_SCALE))
+    if attrs.get(Attr.GUIDANCE_SCALE_2) is not None:
+        guidance += f" (low-noise expert: {md(attrs.get(Attr.GUIDANCE_SCALE_2))})"
+    status = md(view.status)
+    if attrs.get(Attr.ERROR):
+        status += f": {md(attrs.get(Attr.ERROR))}"
+    recorded = [s.index for s in view.steps]
+    header = [
+        ["Model", f"{md(attrs.get(Attr.MODEL_ID))} ({md(attrs.get(Attr.MODEL_CLASS))})"],
+        ["Prompt", md(view.prompt)],
+        ["Negative prompt", md(attrs.get(Attr.NEGATIVE_PROMPT))],
+        ["Seed", md(attrs.get(Attr.SEED))],
+        ["Size", f"{md(attrs.get(Attr.WIDTH))} x {md(attrs.get(Attr.HEIGHT))} px; latent grid "
+                 f"{grid.get(GridKey.FRAMES)} x {grid.get(GridKey.HEIGHT)} x {grid.get(GridKey.WIDTH)} (F' x H' x W')"],
+        ["Frames", f"{md(attrs.get(Attr.NUM_FRAMES))} generated; {view.num_video_frames} in the store"],
+        ["Steps", f"{md(attrs.get(Attr.NUM_INFERENCE_STEPS))} inference steps; {len(recorded)} recorded "
+                  f"({ranges(recorded)}); {len(analysis.steps)} analysed "
+                  f"({ranges([s.index for s in analysis.steps])})"],
+        ["Guidance", guidance],
+        ["Scheduler", md(attrs.get(Attr.SCHEDULER))],
+        ["Status", status],
+        ["Versions", _dict_line(attrs.get(Attr.VERSIONS) or {})],
+        ["Record options", _dict_line(attrs.get(Attr.RECORD_OPTIONS) or {})],
+        ["Layers analysed", md(", ".join("mean of layers" if b < 0 else str(b) for b in analysis.layer_blocks))],
+        ["Text tokens", f"{len(tokens)} real tokens of {view.num_keys} keys"],
+    ]
+    lines += _table(["Field", "Value"], header)
+
+    lines += ["## Missing steps", ""]
+    missing = view.missing_steps
+    if missing:
+        lines += [f"Missing steps: {', '.join(str(s.index) for s in missing)}. These steps are not complete in "
+                  f"the store (status {md(view.status)}) and are left out of every picture and number.", ""]
+    else:
+        lines += ["Missing steps: none. Every recorded step is complete.", ""]
+
+    lines += _pictures(analysis, written, link)
+    lines += ["## Definitions", ""]
+    lines += [f"- **{name}**: {sentence}" for name, sentence in DEFINITIONS] + [""]
+
+    token_mass = stats.token_mass()
+    share = token_mass / max(token_mass.sum(), 1e-30)
+    steps_won = stats.steps_won()
+    win_share = stats.location_win_share()
+    spatial = stats.spatial_entropy()
+    order = np.argsort(-token_mass, kind="stable")
+    lines += ["## Token importance", "", "### Tokens", "",
+              f"Ranked by mean token mass over the {stats.count} analysed steps.", ""]
+    rows = [[str(r + 1), token_cell(t), md(word_of_token.get(t, "")), _f(token_mass[t]), _f(share[t]),
+             str(int(steps_won[t])), _f(win_share[t]), _f(spatial[t])] for r, t in enumerate(order)]
+    lines += _table(["Rank", "Token", "Word", "Mass", "Share", "Steps won", "Location win share",
+                     "Spatial entropy"], rows)
+
+    lines += ["### Words", ""]
+    word_rows = []
+    for w in view.words:
+        mass = float(token_mass[list(w.tokens)].sum())
+        kind = "special" if w.special else "punctuation" if w.punctuation else "word"
+        word_rows.append((mass, w, kind))
+    word_rows.sort(key=lambda r: -r[0])
+    total = max(token_mass.sum(), 1e-30)
+    rows = [[str(r + 1), md(w.text), kind, md(" ".join(tokens[t] for t in w.tokens)), _f(mass), _f(mass / total)]
+            for r, (mass, w, kind) in enumerate(word_rows)]
+    lines += _table(["Rank", "Word", "Kind", "Tokens", "Mass", "Share"], rows)
+
+    lines += ["### Top tokens per step", ""]
+    rows = []
+    for s in stats.steps:
+        top = np.argsort(-s.token_mass, kind="stable")[:3]
+        step_total = max(s.token_mass.sum(), 1e-30)
+        rows.append([str(s.index)] + [f"{token_cell(t)} ({_f(s.token_mass[t] / step_total)})" for t in top])
+    lines += _table(["Step", "1st (share)", "2nd (share)", "3rd (share)"][: 1 + min(3, len(tokens))], rows)
+
+    lines += ["## Step evolution", ""]
+    rows = [[str(s.index), _f(s.timestep, 2), _f(s.sigma), str(s.expert), _f(s.text_entropy),
+             token_cell(s.top_token), _f(s.top_share), _f(s.padding), _f(s.change)] for s in stats.steps]
+    lines += _table(["Step", "Timestep", "Sigma", "Expert", "Text entropy", "Top token", "Top share",
+                     "Padding mass", "Change"], rows)
+
+    n_queries = stats.num_queries
+    lines += ["## Attention entropy", "",
+              f"Text entropy over the analysed steps: mean {_f(np.mean([s.text_entropy for s in stats.steps]))} "
+              f"nats (uniform over the {len(tokens)} tokens: {_f(math.log(max(len(tokens), 1)))}).", "",
+              f"Spatial entropy of each token's map (uniform over the {n_queries} locations: "
+              f"{_f(math.log(max(n_queries, 1)))}):", ""]
+    rows = [[token_cell(t), _f(spatial[t]), _f(spatial[t] / math.log(n_queries) if n_queries > 1 else 0.0)]
+            for t in np.argsort(spatial, kind="stable")]
+    lines += _table(["Token", "Spatial entropy", "Normalised (S_t / ln Q)"], rows)
+
+    lines += ["## Maximum-attention token tracking", "",
+              f"Winner stability: {_f(stats.winner_stability())}.", ""]
+    rows = [[str(s.index), token_cell(s.top_token), _f(s.top_share), _f(s.win_share[s.top_token]),
+             token_cell(int(np.argmax(s.win_share))), _f(float(s.win_share.max()))] for s in stats.steps]
+    lines += _table(["Step", "Winner", "Winner share", "Locations it wins", "Token winning most locations",
+                     "Its location share"], rows)
+    modal = np.bincount(stats.modal_winner(), minlength=len(tokens)) / max(n_queries, 1)
+    rows = [[token_cell(t), str(int(steps_won[t])), _f(win_share[t]), _f(modal[t])]
+            for t in np.argsort(-win_share, kind="stable")]
+    lines += _table(["Token", "Steps won", "Location win share", "Locations where it wins most often"], rows)
+
+    lines += ["## Per-word maps and segmentation", "",
+              f"Normalisation of the overlays: {md(analysis.options.normalisation)}.", ""]
+    if analysis.video_blank:
+        lines += ["The store's video is all zeros (not written yet, or the recording stopped), so the maps are "
+                  "laid over black frames.", ""]
+    if analysis.segment_share is not None:
+        rows = [[md(u.label), u.kind, md(" ".join(tokens[t] for t in u.tokens)), _f(analysis.segment_share[i])]
+                for i, u in enumerate(units)]
+        lines += _table(["Word", "Kind", "Tokens", "Segment share"], rows)
+
+    lines += ["## Padding mass", ""]
+    padding = stats.padding_by_step_layer()
+    lines += [f"Mean padding mass over the analysed steps and layers: {_f(float(padding.mean()))}.", ""]
+    rows = [["mean of layers" if b < 0 else str(b), _f(float(padding[:, i].mean())), _f(float(padding[:, i].min())),
+             _f(float(padding[:, i].max()))] for i, b in enumerate(analysis.layer_blocks)]
+    lines += _table(["Layer", "Mean", "Min over steps", "Max over steps"], rows)
+
+    if analysis.layer_profile is not None:
+        lines += ["## Layer profile", "", "Share of each layer's word attention (rows sum to 1).", ""]
+        rows = []
+        for i, b in enumerate(analysis.layer_blocks):
+            best = int(np.argmax(analysis.layer_profile[i]))
+            rows.append([str(b), md(units[best].label), _f(float(analysis.layer_profile[i, best]))]
+                        + [_f(float(v)) for v in analysis.layer_profile[i]])
+        lines += _table(["Layer", "Top word", "Its share"] + [md(u.label) for u in units], rows)
+
+    lines += ["## Head ranking", ""]
+    heads = analysis.heads
+    if heads:
+        def head_rows(selected):
+            return [[str(rank), "mean" if h.layer_block < 0 else str(h.layer_block), str(h.head), _f(h.entropy),
+                     _f(h.padding), token_cell(h.top_token), _f(h.top_token_mass)] for rank, h in selected]
+
+        head_header = ["Rank", "Layer", "Head", "Entropy", "Padding mass", "Top token", "Its mass"]
+        ranked = list(enumerate(heads, start=1))
+        lines += ["### Most focused heads", ""] + _table(head_header, head_rows(ranked[:TOP_HEADS]))
+        lines += ["### Least focused heads", ""] + _table(head_header, head_rows(ranked[::-1][:TOP_HEADS]))
+    return lines
+
+
+def _pictures(analysis, written: dict, link) -> list[str]:
+    lines = ["## Pictures", ""]
+    singles = [("montage", "Montage of every analysed step"), ("animation", "The steps as an animation"),
+               ("word_sheet", "Per-word maps over sampled frames"), ("segmentation", "Token segmentation map"),
+               ("padding", "Padding mass per step and layer"), ("layer_profile", "Layer profile"),
+               ("heads", "Head entropy (head ranking)")]
+    for key, title in singles:
+        if key in written:
+            lines += [f"### {title}", "", f"![{title}]({link(written[key])})", ""]
+    if "steps" in written:
+        lines += ["### Per-step heatmaps", ""]
+        lines += [f"- [step {s.index}]({link(p)})" for s, p in zip(analysis.stats.steps, written["steps"])] + [""]
+    if "words" in written:
+        lines += ["### Per-word animations", ""]
+        lines += [f"- [{md(u.label)}]({link(p)})" for u, p in zip(analysis.units, written["words"])] + [""]
+    return lines

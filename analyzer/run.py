@@ -1,0 +1,208 @@
+"""``analyze(store, out_dir, **options)``: every picture and the report, in one streaming pass.
+
+The attention array is read once, one step at a time (the next step is read while the
+current one is summarised and drawn); everything after the pass works on the small
+accumulators of :class:`analyzer.statistics.Accumulator` and on the video, one frame
+at a time. The command line (:mod:`analyzer.cli`) is a thin layer over this function.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from analyzer import output
+from analyzer.errors import AnalyzerError
+from analyzer.heads import HeadStat, rank_heads
+from analyzer.reader import Step, StoreView, iter_steps
+from analyzer.selection import Unit, select_layers, select_steps, select_units
+from analyzer.statistics import Accumulator
+
+OUTPUT_KINDS = ("steps", "montage", "animation", "report", "words", "segmentation", "padding", "layers", "heads")
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to analyse and what to write. Every field is a keyword of :func:`analyze`.
+
+    steps, layers: pipeline step indices and transformer blocks ("0,5,10-20" or a list); None = all.
+    words, tokens: entries of the per-word views (comma list or list); None = every prompt word.
+    outputs: which of OUTPUT_KINDS to write; None = all.
+    normalisation: colour scale of the word overlays: global, per-step, per-frame or per-word.
+    """
+
+    steps: str | list[int] | None = None
+    layers: str | list[int] | None = None
+    words: str | list[str] | None = None
+    tokens: str | list[str] | None = None
+    include_special: bool = False
+    branch: str = "cond"
+    outputs: str | list[str] | None = None
+    image_format: str = "png"
+    animation_format: str = "gif"
+    normalisation: str = "global"
+    sheet_frames: int = 8
+    overlay_width: int = 320
+    heatmap_rows: int = 256
+    step_fps: float = 2.0
+    word_fps: float = 8.0
+    overwrite: bool = False
+    progress: bool = True
+
+    def kinds(self) -> list[str]:
+        if self.outputs is None:
+            return list(OUTPUT_KINDS)
+        kinds = self.outputs.split(",") if isinstance(self.outputs, str) else list(self.outputs)
+        kinds = [k.strip() for k in kinds if k.strip()]
+        unknown = [k for k in kinds if k not in OUTPUT_KINDS]
+        if unknown or not kinds:
+            raise AnalyzerError(f"unknown output {unknown[0] if unknown else '(none)'!r}; "
+                                f"choose from {', '.join(OUTPUT_KINDS)}")
+        return kinds
+
+    def check(self) -> None:
+        from analyzer.overlays import NORMALISATIONS
+
+        choices = (("image format", self.image_format, output.IMAGE_FORMATS),
+                   ("animation format", self.animation_format, output.ANIMATION_FORMATS),
+                   ("normalisation", self.normalisation, NORMALISATIONS))
+        for what, value, allowed in choices:
+            if value not in allowed:
+                raise AnalyzerError(f"unknown {what} {value!r}; choose from {', '.join(allowed)}")
+        for what, value, low in (("sheet frames", self.sheet_frames, 1), ("overlay width", self.overlay_width, 16),
+                                 ("heatmap rows", self.heatmap_rows, 2)):
+            if value < low:
+                raise AnalyzerError(f"{what} must be at least {low}, got {value}")
+        if self.step_fps <= 0 or self.word_fps <= 0:
+            raise AnalyzerError("frame rates must be positive")
+
+
+@dataclass
+class Analysis:
+    """Everything the report needs, gathered by :func:`analyze`."""
+
+    view: StoreView
+    options: Options
+    steps: list[Step]
+    layers: list[int]
+    units: list[Unit]
+    stats: Accumulator
+    heads: list[HeadStat] = field(default_factory=list)
+    segment_share: np.ndarray | None = None  # (units,) fraction of locations each unit wins
+    layer_profile: np.ndarray | None = None  # (layers, units)
+    video_blank: bool = False
+    seconds: float = 0.0
+
+    @property
+    def layer_blocks(self) -> list[int]:
+        return [self.view.layer_blocks[i] for i in self.layers]
+
+
+def analyze(store_location: str | os.PathLike, out_dir: str | os.PathLike, **options) -> dict:
+    """Analyse a store (directory, .zip or URL) into ``out_dir``; return the written paths by kind.
+
+    Keys: "report", "steps" (list), "montage", "animation", "words" (list), "word_sheet",
+    "segmentation", "padding", "layer_profile", "heads"; only those written are present.
+    Raises :class:`shared.store.StoreError` for an unreadable store and
+    :class:`analyzer.errors.AnalyzerError` for any other input it cannot use.
+    """
+    from analyzer import heatmaps, overlays, plots, report
+
+    start = time.perf_counter()
+    names = {f.name for f in fields(Options)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise TypeError(f"analyze() got unknown options: {', '.join(unknown)}")
+    opts = Options(**options)
+    opts.check()
+    kinds = opts.kinds()
+
+    view = StoreView(store_location, opts.branch)
+    steps = select_steps(view, opts.steps)
+    layers = select_layers(view, opts.layers)
+    units = select_units(view, opts.words, opts.tokens, opts.include_special)
+    out = output.prepare_directory(out_dir, opts.overwrite)
+
+    frames, height, width = view.grid
+    stats = Accumulator(frames * height * width, len(view.tokens), [u.tokens for u in units], opts.heatmap_rows)
+    analysis = Analysis(view, opts, steps, layers, units, stats)
+    written: dict = {}
+
+    draw_steps = any(k in kinds for k in ("steps", "montage", "animation"))
+    renderer = heatmaps.StepHeatmap(view.tokens, stats.row_starts, view.grid, _layer_label(analysis)) \
+        if draw_steps else None
+    panels: list = []
+    bar = tqdm(total=len(steps), desc="wan-analyze", unit="step", file=sys.stderr, disable=not opts.progress,
+               leave=False)
+    with bar:
+        for data in iter_steps(view, steps, layers):
+            summary = stats.add(data)
+            if renderer is not None:
+                image = renderer.render(stats.heatmaps[-1],
+                                        heatmaps.step_title(summary.index, summary.timestep, summary.expert))
+                if "steps" in kinds:
+                    path = output.save_image(image, out / output.STEP.format(index=summary.index), opts.image_format)
+                    written.setdefault("steps", []).append(path)
+                if "montage" in kinds or "animation" in kinds:
+                    panels.append(heatmaps.thumbnail(image, 800))
+            bar.update(1)
+
+    if "montage" in kinds:
+        labels = [f"step {s.index}  t={s.timestep:.0f}" for s in stats.steps]
+        written["montage"] = output.save_image(heatmaps.montage(panels, labels), out / output.MONTAGE,
+                                               opts.image_format)
+    if "animation" in kinds:
+        written["animation"] = output.save_animation(panels, out / output.ANIMATION, opts.animation_format,
+                                                     round(1000 / opts.step_fps))
+    panels.clear()
+
+    if "heads" in kinds or "report" in kinds:
+        arrays = view.read_head_arrays([s.position for s in steps], layers)
+        analysis.heads = rank_heads(arrays["entropy"], arrays["token_mass"], arrays["padding"],
+                                    analysis.layer_blocks)
+        if "heads" in kinds:
+            mean_entropy = arrays["entropy"].mean(axis=0)
+            written["heads"] = output.save_figure(plots.head_figure(mean_entropy, analysis.layer_blocks),
+                                                  out / output.HEAD_RANKING, opts.image_format)
+    if "padding" in kinds:
+        figure = plots.padding_figure([s.index for s in stats.steps], stats.padding_by_step_layer(),
+                                      analysis.layer_blocks)
+        written["padding"] = output.save_figure(figure, out / output.PADDING, opts.image_format)
+    if view.layers_separate and len(layers) > 1:
+        profile = stats.layer_profile() @ stats.membership.astype(np.float64)  # (L, U)
+        analysis.layer_profile = profile / np.maximum(profile.sum(axis=1, keepdims=True), 1e-30)
+        if "layers" in kinds:
+            figure = plots.layer_profile_figure(analysis.layer_profile, analysis.layer_blocks,
+                                                [u.label for u in units])
+            written["layer_profile"] = output.save_figure(figure, out / output.LAYER_PROFILE, opts.image_format)
+
+    raw = stats.unit_maps("global").reshape(len(units), frames, height, width)
+    winners = np.argmax(raw, axis=0)  # (F', H', W') winning unit of each location
+    analysis.segment_share = np.bincount(winners.ravel(), minlength=len(units)) / winners.size
+    if "words" in kinds or "segmentation" in kinds:
+        from analyzer.word_views import write_word_views
+
+        maps = overlays.normalise(stats.unit_maps(opts.normalisation).reshape(raw.shape), opts.normalisation)
+        written_views, analysis.video_blank = write_word_views(view, units, maps, winners, kinds, opts, out)
+        written.update(written_views)
+
+    analysis.seconds = time.perf_counter() - start
+    if "report" in kinds:
+        written["report"] = report.write_report(analysis, written, out / output.REPORT)
+    return written
+
+
+def _layer_label(analysis: Analysis) -> str:
+    blocks = analysis.layer_blocks
+    if blocks == [-1]:
+        return "mean over layers (as recorded)"
+    if len(blocks) == 1:
+        return f"layer: block {blocks[0]}"
+    return f"mean over {len(blocks)} layers (blocks {blocks[0]}..{blocks[-1]})"
+

@@ -1,0 +1,125 @@
+"""The pictures: every classic file present, sizes, frame counts, and the winning region where it should be."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from synthetic_store import Synthetic, small_spec, video_shape, write_store
+
+from analyzer.run import analyze
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("outputs")
+    write_store(root / "store", small_spec())
+    return root / "out", analyze(root / "store", root / "out", progress=False)
+
+
+def frames_of(path) -> list[np.ndarray]:
+    with Image.open(path) as image:
+        frames = []
+        for i in range(image.n_frames):
+            image.seek(i)
+            frames.append(np.asarray(image.convert("RGB"), dtype=np.int16))
+        return frames
+
+
+def test_classic_file_names(outputs):
+    out, written = outputs
+    names = {p.name for p in out.iterdir()}
+    assert {"attention_step_000.png", "attention_step_001.png", "attention_step_002.png", "attention_montage.png",
+            "attention_animation.gif", "attention_analysis_report.md"} <= names
+    assert {"word_contact_sheet.png", "token_segmentation.png", "padding_mass.png", "layer_profile.png",
+            "head_ranking.png"} <= names
+    for key in ("montage", "animation", "report", "word_sheet", "segmentation", "padding", "layer_profile", "heads"):
+        assert written[key].is_file() and written[key].stat().st_size > 0, key
+
+
+def test_step_images_and_animation(outputs):
+    out, written = outputs
+    sizes = set()
+    for path in written["steps"]:
+        with Image.open(path) as image:
+            sizes.add(image.size)
+            pixels = np.asarray(image.convert("RGB"))
+            assert pixels.std() > 10  # not blank
+    assert len(sizes) == 1  # one layout for every step
+    with Image.open(written["animation"]) as gif:
+        assert gif.n_frames == 3
+    with Image.open(written["montage"]) as montage:
+        width, height = sizes.pop()
+        assert montage.width >= 2 * min(width, 800) * 0.5 and montage.height > 0
+
+
+def test_step_heatmap_shows_the_owner_block(outputs):
+    """Step 0: frames 0-1 belong to "red" (token 1), frame 2 to "cat" (2), frame 3 to "a" (0).
+
+    Each (token column, frame rows) cell centre is the colour map's top colour exactly
+    where the token owns the frame, and its bottom colours elsewhere.
+    """
+    out, written = outputs
+    from analyzer import heatmaps
+
+    image = np.asarray(Image.open(written["steps"][0]).convert("RGB")).astype(int)
+    top, low = heatmaps._LUT[255].astype(int), heatmaps._LUT[int(0.04 / 0.7 * 255 + 0.5)].astype(int)
+    near = lambda colour: np.abs(image - colour).sum(axis=2) < 12  # noqa: E731
+    ys, xs = np.nonzero(near(top) | near(low))
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    owner = {0: 1, 1: 1, 2: 2, 3: 0}
+    for frame in range(4):
+        for token in range(6):
+            x = int(x0 + (token + 0.5) * (x1 - x0) / 6)
+            y = int(y0 + (frame + 0.5) * (y1 - y0) / 4)
+            expected = top if owner[frame] == token else low
+            assert np.abs(image[y, x] - expected).sum() < 12, (frame, token)
+
+
+def test_word_animations_one_frame_per_video_frame(outputs):
+    out, written = outputs
+    n_frames = video_shape(small_spec())[0]
+    assert [p.name for p in written["words"]] == ["word_000_a.gif", "word_001_red.gif", "word_002_cats.gif"]
+    for path in written["words"]:
+        assert path.parent.name == "words"
+        with Image.open(path) as gif:
+            assert gif.n_frames == n_frames
+
+
+def test_word_overlay_lights_its_frames(outputs):
+    """"a" owns latent frame 3 (pixel frames 9-12) at two of three steps: only those frames are tinted."""
+    out, written = outputs
+    frames = frames_of(written["words"][0])
+    caption = 20
+    deviation = [np.abs(f[caption:] - 128).mean() for f in frames]
+    lit, unlit = deviation[9:], deviation[:9]
+    assert min(lit) > 5 * max(unlit)
+
+
+def test_overlay_follows_the_region_inside_a_frame(tmp_path):
+    """Token "red" owns the left half of every frame; its overlay is coloured there and grey on the right."""
+    grid = (2, 4, 8)
+    owners = np.zeros((2, *grid), dtype=np.int64)
+    owners[..., :4] = 1
+    write_store(tmp_path / "store", Synthetic(owners=owners))
+    written = analyze(tmp_path / "store", tmp_path / "out", progress=False, words="red",
+                      outputs="words,segmentation")
+    frame = frames_of(written["words"][0])[0][20:]
+    left, right = frame[:, : frame.shape[1] // 2 - 8], frame[:, frame.shape[1] // 2 + 8:]
+    assert np.abs(left - 128).mean() > 40
+    assert np.abs(right - 128).mean() < 10
+    assert "segmentation" in written and "report" not in written
+
+
+@pytest.mark.parametrize("normalisation", ["per-step", "per-frame", "per-word"])
+def test_normalisations_and_formats(tmp_path, normalisation):
+    write_store(tmp_path / "store", small_spec())
+    written = analyze(tmp_path / "store", tmp_path / "out", progress=False, normalisation=normalisation,
+                      outputs="words,montage,animation", image_format="webp", animation_format="webp")
+    assert written["montage"].suffix == ".webp" and written["animation"].suffix == ".webp"
+    with Image.open(written["words"][0]) as anim:
+        assert anim.n_frames == video_shape(small_spec())[0]
+    if normalisation == "per-frame":
+        # every latent frame on its own scale: even frames where "a" is weak are tinted
+        frames = frames_of(written["words"][0])
+        assert np.abs(frames[0][20:] - 128).mean() > 5
