@@ -54,7 +54,8 @@ def write_word_views(view: StoreView, units: list[Unit], maps: np.ndarray, winne
     small, blank = read_small_video(view, size)
     latent_of = overlays.latent_frame_of(view.pixel_frames, count)
     sampled = overlays.sample_frames(count, opts.sheet_frames)
-    column_labels = [f"frame {p} (latent {latent_of[p]})" for p in sampled]
+    wide = min(size[0], SHEET_CELL_WIDTH) >= 170  # room for the long label under each column
+    column_labels = [f"frame {p} (latent {latent_of[p]})" if wide else f"{p} (L{latent_of[p]})" for p in sampled]
     written: dict = {}
 
     if "words" in kinds:
