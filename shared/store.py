@@ -31,7 +31,7 @@ VIDEO_COMPRESSORS = (BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.shuf
 
 @dataclass(frozen=True)
 class BranchLayout:
-    """What a branch holds: its real tokens and the head count of the recorded model."""
+    """A branch ("cond" or "uncond") and the number of real tokens of its prompt."""
 
     name: str
     num_tokens: int
@@ -148,7 +148,12 @@ def validate(root: zarr.Group, location: str = "store") -> None:
     missing = [key for key in schema.REQUIRED_ROOT_ATTRS if key not in attrs]
     if missing:
         raise StoreError(f"{location} lacks root attributes: {', '.join(missing)}")
-    branches = attrs[Attr.RECORD_OPTIONS].get(schema.RecordOption.BRANCHES, [schema.BRANCH_COND])
+    options = attrs[Attr.RECORD_OPTIONS]
+    branches = options.get(schema.RecordOption.BRANCHES) if isinstance(options, dict) else None
+    if not isinstance(branches, list) or schema.BRANCH_COND not in branches \
+            or not set(branches) <= set(schema.BRANCHES):
+        raise StoreError(f"{location}: record_options.branches is {branches!r}, expected ['cond'] or "
+                         "['cond', 'uncond']")
     expected = [*schema.STEP_ARRAYS, schema.LAYER_BLOCK, schema.VIDEO]
     for branch in branches:
         expected += schema.branch_arrays(branch)
