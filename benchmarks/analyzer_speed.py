@@ -1,0 +1,159 @@
+"""Analyzer throughput on a full-size synthetic store, built on disk here.
+
+    python benchmarks/analyzer_speed.py [--steps 50] [--layers 30] [--store PATH] [--keep]
+
+Builds (or reuses, with --store and --keep) a store the size of a Wan2.1-1.3B recording at
+480x832, 81 frames (grid 21 x 30 x 52), 30 tokens, with random softmax maps written step by
+step, then reports: the time to read and decompress cond/attention once, the full default
+`wan-analyze` wall time and its peak resident memory (a child process, so the peak is its
+own), and their ratio. Needs no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from shared import grid as latent  # noqa: E402
+from shared import schema  # noqa: E402
+from shared.schema import Attr, BranchAttr, GridKey, RecordOption  # noqa: E402
+from shared.store import BranchLayout, StoreLayout, create_store  # noqa: E402
+
+TOKENS = ["\u2581A", "\u2581cat", "\u2581walk", "s", "\u2581on", "\u2581the", "\u2581gr", "ass", ",",
+          "\u2581under", "\u2581a", "\u2581cloud", "y", "\u2581sky", "\u2581at", "\u2581sun", "set", ",",
+          "\u2581with", "\u2581soft", "\u2581light", "\u2581and", "\u2581long", "\u2581shadow", "s",
+          "\u2581in", "\u2581the", "\u2581garden", ".", "</s>"]
+
+
+def _words(tokens):
+    words = []
+    for i, piece in enumerate(tokens):
+        special, punct = piece == "</s>", piece in {",", "."}
+        if special or punct or piece.startswith("\u2581") or not words or words[-1]["special"] \
+                or words[-1]["punctuation"]:
+            words.append({"text": "", "start": None, "end": None, "tokens": [], "special": special,
+                          "punctuation": punct})
+        words[-1]["tokens"].append(i)
+    for w in words:
+        w["text"] = "".join(tokens[i] for i in w["tokens"]).replace("\u2581", "")
+    return words
+
+
+def build_store(path: str, steps: int, layers: int, height=480, width=832, frames=81, heads=12) -> None:
+    f, h, w = latent.latent_frames(frames), height // 16, width // 16
+    t = len(TOKENS)
+    attrs = {
+        Attr.PROMPT: "A cat walks on the grass, under a cloudy sky at sunset, with soft light and long shadows "
+                     "in the garden.",
+        Attr.NEGATIVE_PROMPT: "", Attr.SEED: 0, Attr.HEIGHT: height, Attr.WIDTH: width, Attr.NUM_FRAMES: frames,
+        Attr.NUM_INFERENCE_STEPS: steps, Attr.GUIDANCE_SCALE: 5.0, Attr.SCHEDULER: "UniPCMultistepScheduler",
+        Attr.MODEL_ID: "synthetic (benchmarks/analyzer_speed.py)", Attr.MODEL_CLASS: "WanPipeline",
+        Attr.VERSIONS: {"wan_attention": "benchmark"},
+        Attr.RECORD_OPTIONS: {RecordOption.HEADS: "mean", RecordOption.LAYERS: list(range(layers)),
+                              RecordOption.LAYER_REDUCTION: "none", RecordOption.BRANCHES: ["cond"],
+                              RecordOption.STEP_STRIDE: 1},
+        Attr.STARTED_AT: "2026-01-01T00:00:00Z",
+        Attr.LATENT_GRID: {GridKey.FRAMES: f, GridKey.HEIGHT: h, GridKey.WIDTH: w, GridKey.PATCH_SIZE: [1, 2, 2],
+                           GridKey.VAE_SCALE_TEMPORAL: 4, GridKey.VAE_SCALE_SPATIAL: 8,
+                           GridKey.PIXEL_FRAMES: latent.pixel_frames_of_latent(f)},
+    }
+    layout = StoreLayout(steps, tuple(range(layers)), (f, h, w), heads, (BranchLayout("cond", t),),
+                         (frames, height, width, 3), attrs)
+    root = create_store(path, layout)
+    root["cond"].attrs.update({BranchAttr.PROMPT: attrs[Attr.PROMPT], BranchAttr.TOKENS: TOKENS,
+                               BranchAttr.WORDS: _words(TOKENS), BranchAttr.NUM_KEYS: 512,
+                               BranchAttr.NUM_REAL_TOKENS: t})
+    root[schema.token_ids("cond").path][:] = np.arange(t) + 3
+    rng = np.random.default_rng(0)
+    # One random block of softmax maps, shifted per step: realistic sizes and entropy, cheap to make.
+    logits = rng.normal(0, 1.5, size=(layers, f, h, w, t + 1)).astype(np.float32)
+    logits[..., t] += np.log(512 - t)
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    base = probs.astype(np.float16)
+    video = rng.integers(0, 255, size=(frames, height, width, 3), dtype=np.uint8)
+    root[schema.VIDEO.path][:] = video
+    for s in range(steps):
+        block = np.roll(base, s, axis=2)
+        root[schema.attention("cond").path][s] = block[..., :t]
+        root[schema.padding_mass("cond").path][s] = block[..., t]
+        root[schema.head_entropy("cond").path][s] = rng.uniform(1, 6, size=(layers, heads)).astype(np.float32)
+        root[schema.head_padding_mass("cond").path][s] = 0.9
+        root[schema.head_token_mass("cond").path][s] = rng.uniform(0, 0.01, size=(layers, heads, t))
+        root[schema.STEP_INDEX.path][s] = s
+        root[schema.STEP_TIMESTEP.path][s] = 1000 * (1 - s / steps)
+        root[schema.STEP_SIGMA.path][s] = 1 - s / steps
+        root[schema.STEP_EXPERT.path][s] = 0
+        root[schema.STEP_COMPLETE.path][s] = True
+        print(f"\rbuilding store: step {s + 1}/{steps}", end="", file=sys.stderr)
+    print(file=sys.stderr)
+    root.attrs[Attr.STATUS] = schema.STATUS_COMPLETE
+
+
+def read_once(path: str) -> float:
+    import zarr
+
+    array = zarr.open_group(path, mode="r")[schema.attention("cond").path]
+    start = time.perf_counter()
+    for s in range(array.shape[0]):
+        array[s]
+    return time.perf_counter() - start
+
+
+def analyze_in_child(path: str, out: str) -> tuple[float, int]:
+    exe = os.path.join(os.path.dirname(sys.executable), "wan-analyze")
+    start = time.perf_counter()
+    subprocess.run([exe, path, "-o", out, "--quiet"], check=True)
+    seconds = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, peak_kib * 1024
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--layers", type=int, default=30)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--width", type=int, default=832)
+    parser.add_argument("--frames", type=int, default=81)
+    parser.add_argument("--store", default=None, help="where the store goes (default: a temporary folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the store, and reuse it if it exists")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    scratch = tempfile.mkdtemp(prefix="wan-analyzer-bench-")
+    store = args.store or os.path.join(scratch, "store.zarr")
+    try:
+        if not (args.keep and os.path.exists(store)):
+            start = time.perf_counter()
+            build_store(store, args.steps, args.layers, args.height, args.width, args.frames)
+            print(f"built {store} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        read_s = read_once(store)
+        analyze_s, peak = analyze_in_child(store, os.path.join(scratch, "analysis"))
+    finally:
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+    result = {"steps": args.steps, "layers": args.layers, "height": args.height, "width": args.width,
+              "frames": args.frames, "read_once_s": read_s, "analyze_s": analyze_s,
+              "ratio": analyze_s / read_s, "analyze_peak_rss_bytes": peak, "cpus": os.cpu_count()}
+    print(f"| store | read+decompress once | full wan-analyze | ratio | peak RSS |\n| --- | --- | --- | --- | --- |\n"
+          f"| {args.steps} steps x {args.layers} layers, {args.height}x{args.width}, {args.frames} frames | "
+          f"{read_s:.1f} s | {analyze_s:.1f} s | {analyze_s / read_s:.2f}x | {peak / 2**30:.2f} GiB |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return result
+
+
+if __name__ == "__main__":
+    main()
