@@ -66,10 +66,13 @@ def main():
 @click.option("--step-stride", default=1, show_default=True, type=int, help="Record every k-th step (0, k, 2k, ...).")
 @click.option("--query-chunk-mb", default=256, show_default=True, type=int,
               help="Device memory for one chunk of fp32 logits; bounds memory at any resolution.")
+@click.option("--mantissa-bits", default=10, show_default=True, type=click.IntRange(0, 10),
+              help="float16 mantissa bits kept in the maps: 10 is lossless; 3 makes them ~2.3x smaller at "
+                   "<= 6.25% relative error (README 'Lossy option').")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 def record_command(output, prompt, model, negative_prompt, seed, height, width, num_frames, num_inference_steps,
                    guidance_scale, guidance_scale_2, max_sequence_length, dtype, device, heads, layers, layer_mean,
-                   branch, step_stride, query_chunk_mb, overwrite):
+                   branch, step_stride, query_chunk_mb, mantissa_bits, overwrite):
     """Generate PROMPT with a Wan pipeline and record its cross-attention into the store OUTPUT."""
     if os.path.exists(output) and not overwrite:
         raise click.ClickException(f"{output} already exists; choose another output or pass --overwrite")
@@ -81,6 +84,7 @@ def record_command(output, prompt, model, negative_prompt, seed, height, width, 
             branches=("cond", "uncond") if branch == "both" else ("cond",),
             step_stride=step_stride,
             query_chunk_bytes=query_chunk_mb * 2**20,
+            mantissa_bits=mantissa_bits,
         )
     except click.BadParameter as exc:
         raise click.UsageError(exc.message) from None

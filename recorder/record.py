@@ -150,7 +150,9 @@ def _root_attributes(pipe, request, requested_frames, config, layer_blocks, grid
             RecordOption.LAYER_REDUCTION: "mean" if config.layer_mean else "none",
             RecordOption.BRANCHES: list(config.branches),
             RecordOption.STEP_STRIDE: config.step_stride,
-            RecordOption.PRECISION: "float16",
+            RecordOption.PRECISION: "float16" if config.mantissa_bits == 10
+            else f"float16 rounded to {config.mantissa_bits} mantissa bits",
+            RecordOption.MANTISSA_BITS: config.mantissa_bits,
             RecordOption.QUERY_CHUNK: config.query_chunk_bytes,
         },
         Attr.STARTED_AT: _now(),
@@ -235,7 +237,8 @@ def record(pipe, request: GenerationRequest, output: str | os.PathLike, config: 
         _write_branch_tokens(root, branch, branch_tokens, request.max_sequence_length)
 
     writer = BackgroundWriter(max_pending=max_pending_writes)
-    sink = StoreSink(root, writer, grid_shape, len(layer_blocks), capture.num_heads, step_slots)
+    sink = StoreSink(root, writer, grid_shape, len(layer_blocks), capture.num_heads, step_slots,
+                     config.mantissa_bits)
     sink_holder["sink"] = sink
     progress = tqdm(total=request.num_inference_steps, desc="recording", unit="step", file=sys.stderr,
                     disable=not show_progress)

@@ -14,6 +14,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from recorder.precision import FLOAT16_MANTISSA_BITS, round_mantissa
 from recorder.probabilities import ReducedAttention
 from recorder.writer import BackgroundWriter
 from shared import schema
@@ -46,13 +47,14 @@ class StoreSink:
     """
 
     def __init__(self, root, writer: BackgroundWriter, grid: tuple[int, int, int], num_layers: int,
-                 num_heads: int, step_slots: dict[int, int]):
+                 num_heads: int, step_slots: dict[int, int], mantissa_bits: int = FLOAT16_MANTISSA_BITS):
         self.root = root
         self.writer = writer
         self.grid = grid
         self.num_layers = num_layers
         self.num_heads = num_heads
         self.step_slots = step_slots  # pipeline step -> index on the store's step axis
+        self.mantissa_bits = mantissa_bits
         self._pool = _PinnedPool()
         self._heads: dict[str, dict[str, np.ndarray]] = {}
 
@@ -75,8 +77,8 @@ class StoreSink:
     def __call__(self, step: int, branch: str, layer_slot: int, reduced: ReducedAttention) -> None:
         f, h, w = self.grid
         slot = self.step_slots[step]
-        maps = reduced.attention.to(torch.float16).reshape(f, h, w, -1)
-        padding = reduced.padding_mass.to(torch.float16).reshape(f, h, w)
+        maps = round_mantissa(reduced.attention.to(torch.float16), self.mantissa_bits).reshape(f, h, w, -1)
+        padding = round_mantissa(reduced.padding_mass.to(torch.float16), self.mantissa_bits).reshape(f, h, w)
         heads = torch.cat([reduced.head_entropy, reduced.head_padding_mass, reduced.head_token_mass.flatten()])
         copies = [self._to_host(maps), self._to_host(padding), self._to_host(heads)]
         attention = self.root[schema.attention(branch).path]

@@ -185,6 +185,7 @@ class RecordOption:
     BRANCHES = "branches"  # ["cond"] or ["cond", "uncond"]
     STEP_STRIDE = "step_stride"  # every k-th step, starting at 0
     PRECISION = "precision"
+    MANTISSA_BITS = "mantissa_bits"  # float16 mantissa bits kept: 10 lossless, fewer lossy
     QUERY_CHUNK = "query_chunk"
 
 

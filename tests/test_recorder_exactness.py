@@ -149,3 +149,28 @@ def test_step_stride_and_layer_selection(tiny_pipe, small_request, tmp_path):
     assert root[schema.LAYER_BLOCK.path][:].tolist() == [1]
     assert root[schema.STEP_COMPLETE.path][:].all()
     assert not np.isnan(root[schema.attention("cond").path][:]).any()
+
+
+def test_mantissa_rounding_is_the_documented_lossy_option(tiny_pipe, small_request, tmp_path):
+    from recorder.precision import round_mantissa
+
+    exact = record(tiny_pipe, small_request, tmp_path / "a.zarr", show_progress=False)
+    lossy = record(tiny_pipe, small_request, tmp_path / "b.zarr", CaptureConfig(mantissa_bits=3), show_progress=False)
+    a = zarr.open_group(exact.store, mode="r")[schema.attention("cond").path][:]
+    b = zarr.open_group(lossy.store, mode="r")[schema.attention("cond").path][:]
+    assert np.array_equal(b, round_mantissa(torch.from_numpy(a), 3).numpy())
+    assert not np.array_equal(a, b)
+    normal = a >= np.finfo(np.float16).tiny
+    relative = np.abs(b[normal].astype(np.float64) - a[normal]) / a[normal]
+    assert relative.max() <= 2.0 ** -4
+    assert zarr.open_group(lossy.store, mode="r").attrs["record_options"]["mantissa_bits"] == 3
+
+
+def test_round_mantissa_known_values():
+    from recorder.precision import round_mantissa
+
+    values = torch.tensor([1.0, 0.75, 0.6, 0.59, 0.0], dtype=torch.float16)
+    # 1 mantissa bit: representable mantissas are 1.0 and 1.5 (times a power of two).
+    assert round_mantissa(values, 1).tolist() == [1.0, 0.75, 0.5, 0.5, 0.0]
+    assert round_mantissa(torch.tensor([0.625], dtype=torch.float16), 1).tolist() == [0.75]  # tie rounds up
+    assert torch.equal(round_mantissa(values, 10), values)
