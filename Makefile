@@ -13,6 +13,9 @@ DEMO := demo-output
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q -c constraints.txt -e '.[record,test]'
+	# The benchmarks' peer. --no-deps: it declares torchvision, which it needs only to save PNGs
+	# and which would pull a second, CUDA torch; everything else it uses is installed above.
+	$(VENV)/bin/python -m pip install -q -c constraints.txt --no-deps attention-map-diffusers==1.0.0 protobuf
 	touch $@
 
 # The laptop install: no extras, so no torch, diffusers or transformers.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -24,6 +25,7 @@ PADDING = "padding_mass"
 LAYER_PROFILE = "layer_profile"
 HEAD_RANKING = "head_ranking"
 WORDS_DIR = "words"
+PALETTE_SAMPLES = 8
 
 
 def prepare_directory(path: str | Path, overwrite: bool) -> Path:
@@ -45,7 +47,7 @@ def save_image(image: Image.Image, path: Path, image_format: str) -> Path:
     """Write a still picture; PNG is compressed lightly, because writing dozens of them must stay fast."""
     target = path.with_name(f"{path.name}.{image_format}")
     if image_format == "png":
-        image.save(target, format="PNG", compress_level=3)
+        image.save(target, format="PNG", compress_level=1)
     elif image_format == "jpg":
         image.convert("RGB").save(target, format="JPEG", quality=90)
     else:
@@ -63,14 +65,29 @@ def save_figure(figure: Figure, path: Path, image_format: str, dpi: int = 100) -
 
 
 def save_animation(frames: list[Image.Image], path: Path, animation_format: str, frame_ms: int) -> Path:
-    """Write frames as a looping animation, one frame each (GIF frames get their own 256-colour palette)."""
+    """Write frames as a looping animation, one frame each (GIF frames share one 256-colour palette)."""
     target = path.with_name(f"{path.name}.{animation_format}")
     if animation_format == "gif":
-        # fast octree: a good 256-colour palette per frame at a twentieth of median cut's cost
-        frames = [f.quantize(colors=256, method=Image.Quantize.FASTOCTREE) for f in frames]
+        palette = shared_palette(frames)
+        frames = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
         frames[0].save(target, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms,
                        loop=0, optimize=False, disposal=1)
     else:
         frames[0].save(target, format="WEBP", save_all=True, append_images=frames[1:], duration=frame_ms,
                        loop=0, quality=80, method=0)
     return target
+
+
+def shared_palette(frames: list[Image.Image], samples: int = PALETTE_SAMPLES) -> Image.Image:
+    """A 256-colour palette (fast octree) of a strip of up to ``samples`` frames spread over the animation.
+
+    Mapping every frame onto one palette costs a third of building a palette per frame,
+    and the frames of one animation share their colours (one video, one colour map).
+    """
+    picked = [frames[round(i)] for i in np.unique(np.linspace(0, len(frames) - 1, min(samples, len(frames))).round())]
+    strip = Image.new("RGB", (sum(f.width for f in picked), max(f.height for f in picked)))
+    x = 0
+    for frame in picked:
+        strip.paste(frame.convert("RGB"), (x, 0))
+        x += frame.width
+    return strip.quantize(colors=256, method=Image.Quantize.FASTOCTREE)

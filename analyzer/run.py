@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from analyzer import output
+from analyzer.encoders import Encoders
 from analyzer.errors import AnalyzerError
 from analyzer.heads import HeadStat, rank_heads
 from analyzer.reader import Step, StoreView, iter_steps
@@ -135,67 +137,128 @@ def analyze(store_location: str | os.PathLike, out_dir: str | os.PathLike, **opt
     written: dict = {}
 
     draw_steps = any(k in kinds for k in ("steps", "montage", "animation"))
-    renderer = heatmaps.StepHeatmap(view.tokens, stats.row_starts, view.grid, _layer_label(analysis)) \
-        if draw_steps else None
-    panels: list = []
-    bar = tqdm(total=len(steps), desc="wan-analyze", unit="step", file=sys.stderr, disable=not opts.progress,
-               leave=False)
-    with bar:
-        for data in iter_steps(view, steps, layers):
-            summary = stats.add(data)
-            if renderer is not None:
-                image = renderer.render(stats.heatmaps[-1],
-                                        heatmaps.step_title(summary.index, summary.timestep, summary.expert))
-                if "steps" in kinds:
-                    path = output.save_image(image, out / output.STEP.format(index=summary.index), opts.image_format)
-                    written.setdefault("steps", []).append(path)
-                if "montage" in kinds or "animation" in kinds:
-                    panels.append(heatmaps.thumbnail(image, 800))
-            bar.update(1)
+    with Encoders(_output_pixels(view, opts, kinds, len(steps), len(units))) as encoders:
+        panels = _stream_steps(analysis, kinds, out, encoders, written) if draw_steps else \
+            _stream_steps_without_pictures(analysis)
 
-    if "montage" in kinds:
-        labels = [f"step {s.index}  t={s.timestep:.0f}" for s in stats.steps]
-        written["montage"] = output.save_image(heatmaps.montage(panels, labels), out / output.MONTAGE,
-                                               opts.image_format)
-    if "animation" in kinds:
-        written["animation"] = output.save_animation(panels, out / output.ANIMATION, opts.animation_format,
-                                                     round(1000 / opts.step_fps))
-    panels.clear()
+        # the word animations are the longest job: start them first, draw the rest meanwhile
+        raw = stats.unit_maps("global").reshape(len(units), frames, height, width)
+        winners = np.argmax(raw, axis=0)  # (F', H', W') winning unit of each location
+        analysis.segment_share = np.bincount(winners.ravel(), minlength=len(units)) / winners.size
+        word_views = None
+        if "words" in kinds or "segmentation" in kinds:
+            from analyzer.word_views import WordViews
 
-    if "heads" in kinds or "report" in kinds:
-        arrays = view.read_head_arrays([s.position for s in steps], layers)
-        analysis.heads = rank_heads(arrays["entropy"], arrays["token_mass"], arrays["padding"],
-                                    analysis.layer_blocks)
-        if "heads" in kinds:
-            mean_entropy = arrays["entropy"].mean(axis=0)
-            written["heads"] = output.save_figure(plots.head_figure(mean_entropy, analysis.layer_blocks),
-                                                  out / output.HEAD_RANKING, opts.image_format)
-    if "padding" in kinds:
-        figure = plots.padding_figure([s.index for s in stats.steps], stats.padding_by_step_layer(),
-                                      analysis.layer_blocks)
-        written["padding"] = output.save_figure(figure, out / output.PADDING, opts.image_format)
-    if view.layers_separate and len(layers) > 1:
-        profile = stats.layer_profile() @ stats.membership.astype(np.float64)  # (L, U)
-        analysis.layer_profile = profile / np.maximum(profile.sum(axis=1, keepdims=True), 1e-30)
-        if "layers" in kinds:
-            figure = plots.layer_profile_figure(analysis.layer_profile, analysis.layer_blocks,
-                                                [u.label for u in units])
-            written["layer_profile"] = output.save_figure(figure, out / output.LAYER_PROFILE, opts.image_format)
+            maps = overlays.normalise(stats.unit_maps(opts.normalisation).reshape(raw.shape), opts.normalisation)
+            word_views = WordViews(view, units, maps, winners, kinds, opts, out, encoders)
+            del maps
 
-    raw = stats.unit_maps("global").reshape(len(units), frames, height, width)
-    winners = np.argmax(raw, axis=0)  # (F', H', W') winning unit of each location
-    analysis.segment_share = np.bincount(winners.ravel(), minlength=len(units)) / winners.size
-    if "words" in kinds or "segmentation" in kinds:
-        from analyzer.word_views import write_word_views
+        pending = {}
+        if "montage" in kinds:
+            labels = [f"step {s.index}  t={s.timestep:.0f}" for s in stats.steps]
+            pending["montage"] = encoders.submit(output.save_image, heatmaps.montage(panels, labels),
+                                                 out / output.MONTAGE, opts.image_format)
+        if "animation" in kinds:
+            pending["animation"] = encoders.submit(output.save_animation, panels, out / output.ANIMATION,
+                                                   opts.animation_format, round(1000 / opts.step_fps))
+        panels = []
 
-        maps = overlays.normalise(stats.unit_maps(opts.normalisation).reshape(raw.shape), opts.normalisation)
-        written_views, analysis.video_blank = write_word_views(view, units, maps, winners, kinds, opts, out)
-        written.update(written_views)
+        if "heads" in kinds or "report" in kinds:
+            arrays = view.read_head_arrays([s.position for s in steps], layers)
+            analysis.heads = rank_heads(arrays["entropy"], arrays["token_mass"], arrays["padding"],
+                                        analysis.layer_blocks)
+            if "heads" in kinds:
+                mean_entropy = arrays["entropy"].mean(axis=0)
+                written["heads"] = output.save_figure(plots.head_figure(mean_entropy, analysis.layer_blocks),
+                                                      out / output.HEAD_RANKING, opts.image_format)
+        if "padding" in kinds:
+            figure = plots.padding_figure([s.index for s in stats.steps], stats.padding_by_step_layer(),
+                                          analysis.layer_blocks)
+            written["padding"] = output.save_figure(figure, out / output.PADDING, opts.image_format)
+        if view.layers_separate and len(layers) > 1:
+            profile = stats.layer_profile() @ stats.membership.astype(np.float64)  # (L, U)
+            analysis.layer_profile = profile / np.maximum(profile.sum(axis=1, keepdims=True), 1e-30)
+            if "layers" in kinds:
+                figure = plots.layer_profile_figure(analysis.layer_profile, analysis.layer_blocks,
+                                                    [u.label for u in units])
+                written["layer_profile"] = output.save_figure(figure, out / output.LAYER_PROFILE,
+                                                              opts.image_format)
+        for kind, job in pending.items():
+            written[kind] = job.result()
+        if word_views is not None:
+            written.update(word_views.finish())
+            analysis.video_blank = word_views.blank
 
     analysis.seconds = time.perf_counter() - start
     if "report" in kinds:
         written["report"] = report.write_report(analysis, written, out / output.REPORT)
     return written
+
+
+def _stream_steps(analysis: Analysis, kinds: list[str], out: Path, encoders: Encoders, written: dict) -> list:
+    """The streaming pass with the per-step pictures; returns the montage panels (empty if not wanted).
+
+    Each step's picture is drawn here and encoded by ``encoders``; at most a few
+    pictures per worker wait to be encoded, so memory stays bounded whatever the steps.
+    """
+    from analyzer import heatmaps
+
+    opts, stats = analysis.options, analysis.stats
+    renderer = heatmaps.StepHeatmap(analysis.view.tokens, stats.row_starts, analysis.view.grid,
+                                    _layer_label(analysis))
+    panel_width = 800 if "montage" in kinds or "animation" in kinds else None
+    jobs: deque = deque()
+    panels, paths = [], []
+
+    def collect(job) -> None:
+        path, panel = job.result()
+        if path is not None:
+            paths.append(path)
+        if panel is not None:
+            panels.append(panel)
+
+    for summary in _summaries(analysis):
+        image = renderer.render(stats.heatmaps[-1], heatmaps.step_title(summary.index, summary.timestep,
+                                                                        summary.expert))
+        jobs.append(encoders.submit(heatmaps.save_step_picture, image, out / output.STEP.format(index=summary.index),
+                                    opts.image_format, "steps" in kinds, panel_width))
+        while len(jobs) > 2 * max(encoders.workers, 1):
+            collect(jobs.popleft())
+    while jobs:
+        collect(jobs.popleft())
+    if "steps" in kinds:
+        written["steps"] = paths
+    return panels
+
+
+def _stream_steps_without_pictures(analysis: Analysis) -> list:
+    for _ in _summaries(analysis):
+        pass
+    return []
+
+
+def _summaries(analysis: Analysis):
+    """Read every selected step once, add it to the statistics, yield its summary; shows the progress bar."""
+    bar = tqdm(total=len(analysis.steps), desc="wan-analyze", unit="step", file=sys.stderr,
+               disable=not analysis.options.progress, leave=False)
+    with bar:
+        for data in iter_steps(analysis.view, analysis.steps, analysis.layers):
+            yield analysis.stats.add(data)
+            bar.update(1)
+
+
+def _output_pixels(view: StoreView, opts: Options, kinds: list[str], steps: int, units: int) -> int:
+    """Roughly how many pixels the pictures of this analysis hold: what decides on worker processes."""
+    from analyzer.overlays import overlay_size
+
+    _, height, width, _ = view.video.shape
+    overlay_w, overlay_h = overlay_size(height, width, opts.overlay_width)
+    pixels = 0
+    if "words" in kinds:
+        pixels += units * view.num_video_frames * overlay_w * overlay_h
+    if any(k in kinds for k in ("steps", "montage", "animation")):
+        pixels += steps * 800 * 640
+    return pixels
 
 
 def _layer_label(analysis: Analysis) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analyzer.arrays import column_sums
 from analyzer.reader import StepData
 
 _TINY = np.float32(1e-30)
@@ -96,10 +97,10 @@ class Accumulator:
         a = data.attention  # (Q, T) float32
         a_log_a = a * np.log(np.maximum(a, _TINY))
         query_total = a.sum(axis=1, dtype=np.float64)
-        token_total = a.sum(axis=0, dtype=np.float64)
+        token_total = column_sums(a)
         token_mass = token_total / a.shape[0]
         text_entropy = float(entropy_from_sums(query_total, a_log_a.sum(axis=1, dtype=np.float64)).mean())
-        spatial_entropy = entropy_from_sums(token_total, a_log_a.sum(axis=0, dtype=np.float64))
+        spatial_entropy = entropy_from_sums(token_total, column_sums(a_log_a))
         del a_log_a
         winners = np.argmax(a, axis=1)
         self.wins[np.arange(a.shape[0]), winners] += 1  # one winner per query: no repeated index

@@ -2,17 +2,21 @@
 
 The video is read once, a frame at a time, and kept only at overlay size, so memory is
 bounded by the overlay width, not by the recording's resolution. Each word's animation
-is built and written before the next one starts.
+is one job for :class:`analyzer.encoders.Encoders` (a worker process on a big analysis),
+holding only that word's frames.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from analyzer import output, overlays, text
+from analyzer.encoders import Encoders
 from analyzer.reader import StoreView
 from analyzer.selection import Unit
 
@@ -40,51 +44,90 @@ def _cell(frame: np.ndarray, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.BILINEAR))
 
 
-def write_word_views(view: StoreView, units: list[Unit], maps: np.ndarray, winners: np.ndarray,
-                     kinds: list[str], opts, out: Path) -> tuple[dict, bool]:
-    """Write what ``kinds`` asks of "words" and "segmentation"; return (paths by kind, video is blank).
+def write_word_animation(video, latent_of: np.ndarray, sampled: list[int], word_maps: np.ndarray,
+                         label: str, path: Path, animation_format: str, frame_ms: int) -> tuple[Path, list[np.ndarray]]:
+    """Write one word's animation; return its path and its contact-sheet cells (frames ``sampled``).
 
-    maps: (units, F', H', W') in [0, 1], already normalised; winners: (F', H', W') unit indices.
+    video: the overlay-size frames (count, h, w, 3), or the path of an .npy file holding them
+    (a worker process maps it instead of receiving a copy). word_maps: (F', H', W') in [0, 1].
     """
-    count = view.num_video_frames
-    if count == 0:
-        return {}, True
-    _, height, width, _ = view.video.shape
-    size = overlays.overlay_size(height, width, opts.overlay_width)
-    small, blank = read_small_video(view, size)
-    latent_of = overlays.latent_frame_of(view.pixel_frames, count)
-    sampled = overlays.sample_frames(count, opts.sheet_frames)
-    wide = min(size[0], SHEET_CELL_WIDTH) >= 170  # room for the long label under each column
-    column_labels = [f"frame {p} (latent {latent_of[p]})" if wide else f"{p} (L{latent_of[p]})" for p in sampled]
-    written: dict = {}
+    if not isinstance(video, np.ndarray):
+        video = np.load(video, mmap_mode="r")
+    size = (video.shape[2], video.shape[1])
+    frames, row, current, layer = [], [], -1, None
+    for p in range(video.shape[0]):
+        if latent_of[p] != current:
+            current = int(latent_of[p])
+            layer = overlays.heat_layer(overlays.upsample(word_maps[current], size))
+        composed = overlays.blend(video[p], layer)
+        frames.append(overlays.caption(composed, f"{text.one_line(label)}   frame {p}  latent {current}"))
+        if p in sampled:
+            row.append(_cell(composed, SHEET_CELL_WIDTH))
+    return output.save_animation(frames, path, animation_format, frame_ms), row
 
-    if "words" in kinds:
+
+class WordViews:
+    """The per-word views of one analysis: :meth:`start` queues the animations, :meth:`finish` writes the rest.
+
+    Between the two the caller can draw its other pictures while the animations are encoded.
+    """
+
+    def __init__(self, view: StoreView, units: list[Unit], maps: np.ndarray, winners: np.ndarray,
+                 kinds: list[str], opts, out: Path, encoders: Encoders):
+        """maps: (units, F', H', W') in [0, 1], already normalised; winners: (F', H', W') unit indices."""
+        self.units, self.winners, self.kinds, self.opts, self.out = units, winners, kinds, opts, out
+        self.count = view.num_video_frames
+        self.blank = True
+        self._jobs: list = []
+        self._scratch: tempfile.TemporaryDirectory | None = None
+        if self.count == 0:
+            return
+        _, height, width, _ = view.video.shape
+        self.size = overlays.overlay_size(height, width, opts.overlay_width)
+        self.small, self.blank = read_small_video(view, self.size)
+        self.latent_of = overlays.latent_frame_of(view.pixel_frames, self.count)
+        self.sampled = overlays.sample_frames(self.count, opts.sheet_frames)
+        if "words" not in kinds:
+            return
         directory = out / output.WORDS_DIR
         directory.mkdir(exist_ok=True)
-        sheet_rows = []
+        video = self.small
+        if encoders.workers:
+            self._scratch = tempfile.TemporaryDirectory(prefix="wan-analyze-")
+            video = os.path.join(self._scratch.name, "video.npy")
+            np.save(video, self.small)
         frame_ms = round(1000 / opts.word_fps)
         for u, unit in enumerate(units):
-            frames, row, current, layer = [], [], -1, None
-            for p in range(count):
-                if latent_of[p] != current:
-                    current = int(latent_of[p])
-                    layer = overlays.heat_layer(overlays.upsample(maps[u, current], size))
-                composed = overlays.blend(small[p], layer)
-                frames.append(overlays.caption(composed, f"{text.one_line(unit.label)}   frame {p}  latent {current}"))
-                if p in sampled:
-                    row.append(_cell(composed, SHEET_CELL_WIDTH))
-            stem = text.file_stem(unit.label, u, unit.kind)
-            written.setdefault("words", []).append(
-                output.save_animation(frames, directory / stem, opts.animation_format, frame_ms))
-            sheet_rows.append(row)
-        sheet = overlays.contact_sheet(sheet_rows, [u.label for u in units], column_labels)
-        written["word_sheet"] = output.save_image(sheet, out / output.WORD_SHEET, opts.image_format)
+            path = directory / text.file_stem(unit.label, u, unit.kind)
+            self._jobs.append(encoders.submit(write_word_animation, video, self.latent_of, self.sampled, maps[u],
+                                              unit.label, path, opts.animation_format, frame_ms))
 
-    if "segmentation" in kinds:
-        cells = [_cell(overlays.segment_overlay(small[p], winners[latent_of[p]], size), SHEET_CELL_WIDTH)
-                 for p in sampled]
-        top = overlays.contact_sheet([cells], ["winning word"], column_labels)
-        legend = overlays.legend_strip([u.label for u in units], top.width)
-        written["segmentation"] = output.save_image(overlays.stack_vertically(top, legend),
-                                                    out / output.SEGMENTATION, opts.image_format)
-    return written, blank
+    def finish(self) -> dict:
+        """Wait for the animations; write the contact sheet and the segmentation map. Returns paths by kind."""
+        try:
+            return self._finish()
+        finally:
+            if self._scratch is not None:
+                self._scratch.cleanup()
+
+    def _finish(self) -> dict:
+        if self.count == 0:
+            return {}
+        wide = min(self.size[0], SHEET_CELL_WIDTH) >= 170  # room for the long label under each column
+        column_labels = [f"frame {p} (latent {self.latent_of[p]})" if wide else f"{p} (L{self.latent_of[p]})"
+                         for p in self.sampled]
+        labels = [u.label for u in self.units]
+        written: dict = {}
+        if "words" in self.kinds:
+            results = [job.result() for job in self._jobs]
+            written["words"] = [path for path, _ in results]
+            sheet = overlays.contact_sheet([row for _, row in results], labels, column_labels)
+            written["word_sheet"] = output.save_image(sheet, self.out / output.WORD_SHEET, self.opts.image_format)
+        if "segmentation" in self.kinds:
+            cells = [_cell(overlays.segment_overlay(self.small[p], self.winners[self.latent_of[p]], self.size),
+                           SHEET_CELL_WIDTH) for p in self.sampled]
+            top = overlays.contact_sheet([cells], ["winning word"], column_labels)
+            legend = overlays.legend_strip(labels, top.width)
+            written["segmentation"] = output.save_image(overlays.stack_vertically(top, legend),
+                                                        self.out / output.SEGMENTATION, self.opts.image_format)
+        return written

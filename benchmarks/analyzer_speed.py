@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -112,11 +111,19 @@ def read_once(path: str) -> float:
 
 
 def analyze_in_child(path: str, out: str) -> tuple[float, int]:
+    """Run wan-analyze in a fresh process; return its wall time and its own peak RSS.
+
+    An intermediate Python process runs it, so that RUSAGE_CHILDREN covers the analyzer
+    alone and not other children this process started before.
+    """
     exe = os.path.join(os.path.dirname(sys.executable), "wan-analyze")
+    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
     start = time.perf_counter()
-    subprocess.run([exe, path, "-o", out, "--quiet"], check=True)
+    done = subprocess.run([sys.executable, "-c", probe, exe, path, "-o", out, "--quiet"], check=True,
+                          capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_kib = int(done.stdout.strip().splitlines()[-1])
     return seconds, peak_kib * 1024
 
 

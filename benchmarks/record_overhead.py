@@ -45,9 +45,11 @@ def capture_only(pipe, request: GenerationRequest):
         return pipe(**pipeline_call_kwargs(pipe, request), callback_on_step_end=on_step_end).frames[0]
 
 PRESETS = {
-    "cpu-small": dict(device="cpu", dtype="float32", layers=4, height=96, width=160, frames=17, steps=4),
-    "gpu-480p": dict(device="cuda", dtype="bfloat16", layers=30, height=480, width=832, frames=81, steps=10),
-    "smoke": dict(device="cpu", dtype="float32", layers=1, height=32, width=48, frames=5, steps=2),
+    "cpu-small": dict(device="cpu", dtype="float32", layers=4, height=96, width=160, frames=17, steps=4,
+                      real_vae=False),
+    "gpu-480p": dict(device="cuda", dtype="bfloat16", layers=30, height=480, width=832, frames=81, steps=10,
+                     real_vae=True),
+    "smoke": dict(device="cpu", dtype="float32", layers=1, height=32, width=48, frames=5, steps=2, real_vae=False),
 }
 
 
@@ -98,6 +100,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--keep", default=None, help="keep the last recorded store at this path")
     parser.add_argument("--capture-only", action="store_true",
                         help="also time the capture without the store (probabilities computed, then dropped)")
+    parser.add_argument("--peer", action="store_true",
+                        help="also time attention-map-diffusers 1.0.0 (capture + compute) on the same inputs")
     args = parser.parse_args(argv)
     preset = dict(PRESETS[args.preset])
     for key in ("layers", "steps"):
@@ -105,7 +109,8 @@ def main(argv=None) -> dict:
             preset[key] = getattr(args, key)
     device = preset["device"]
 
-    pipe = build_wan_shaped_pipeline(preset["layers"], device, getattr(torch, preset["dtype"]))
+    pipe = build_wan_shaped_pipeline(preset["layers"], device, getattr(torch, preset["dtype"]),
+                                     real_vae=preset["real_vae"])
     pipe.set_progress_bar_config(disable=True)
     request = GenerationRequest("A cat walks on the grass, under a cloudy sky.", height=preset["height"],
                                 width=preset["width"], num_frames=preset["frames"],
@@ -115,21 +120,36 @@ def main(argv=None) -> dict:
     generate_plain(pipe, warm)  # kernels, allocator and caches warmed outside the timings
 
     scratch = tempfile.mkdtemp(prefix="wan-bench-")
-    plain_runs, recorded_runs, capture_runs, identical, cost, timings = [], [], [], True, None, []
+    plain_runs, recorded_runs, capture_runs, peer_runs, identical, cost, timings = [], [], [], [], True, None, []
+    peer_info = None
     try:
         for repeat in range(args.repeats):
             plain = measure(lambda: generate_plain(pipe, request), device)
+            reference = plain.pop("frames")  # later runs' frames are compared to it, then dropped
             out = os.path.join(scratch, f"r{repeat}.zarr")
             recordings = []
             recorded = measure(lambda: recordings.append(record(pipe, request, out, CaptureConfig(),
                                                                 show_progress=False)) or recordings[-1].frames,
                                device)
             timings.append(recordings[-1].timing)
+            recordings.clear()
+            identical &= bool(np.array_equal(reference, recorded.pop("frames"), equal_nan=True))
             if args.capture_only:
                 captured = measure(lambda: capture_only(pipe, request), device)
-                identical &= bool(np.array_equal(plain["frames"], captured.pop("frames"), equal_nan=True))
+                identical &= bool(np.array_equal(reference, captured.pop("frames"), equal_nan=True))
                 capture_runs.append(captured)
-            identical &= bool(np.array_equal(plain.pop("frames"), recorded.pop("frames"), equal_nan=True))
+            if args.peer:
+                from benchmarks.peer import peer_generate
+
+                infos = []
+                peer = measure(lambda: infos.append(peer_generate(pipe, pipeline_call_kwargs(pipe, request)))
+                               or infos[-1][0], device)
+                peer_info = infos[-1][1]
+                infos.clear()
+                frames = peer.pop("frames")
+                if frames is not None:
+                    identical &= bool(np.array_equal(reference, frames, equal_nan=True))
+                    peer_runs.append(peer)
             cost = store_cost(out)
             if args.keep and repeat == args.repeats - 1:
                 shutil.move(out, args.keep)
@@ -158,6 +178,12 @@ def main(argv=None) -> dict:
         "plain_peak_device_extra_bytes": summary(plain_runs, "peak_device_extra_bytes"),
         "recorded_peak_device_extra_bytes": summary(recorded_runs, "peak_device_extra_bytes"),
         "capture_only_seconds": summary(capture_runs, "seconds"),
+        "peer_seconds": summary(peer_runs, "seconds"),
+        "peer_peak_host_rss_bytes": summary(peer_runs, "peak_host_rss_bytes"),
+        "peer_peak_device_extra_bytes": summary(peer_runs, "peak_device_extra_bytes"),
+        "peer_info": peer_info,
+        "peer_overhead_ratio": statistics.median(r["seconds"] / p["seconds"] for r, p in zip(peer_runs, plain_runs))
+        if peer_runs else None,
         "recorder_timing": timings,
         "video_bit_identical": identical,
         "store": cost,
@@ -167,7 +193,8 @@ def main(argv=None) -> dict:
           f"{preset['steps']} steps, {preset['dtype']} on {result['device_name']}")
     print("| run | wall s (median, min..max) | peak host RSS GiB | peak device extra GiB |")
     print("| --- | --- | --- | --- |")
-    for name, runs in (("plain", plain_runs), ("recorded", recorded_runs), ("capture only", capture_runs)):
+    for name, runs in (("plain", plain_runs), ("recorded (ours)", recorded_runs), ("capture only (ours)", capture_runs),
+                       ("attention-map-diffusers", peer_runs)):
         if not runs:
             continue
         s = summary(runs, "seconds")
@@ -178,6 +205,11 @@ def main(argv=None) -> dict:
               f" | {host:.2f} | - |")
     print(f"overhead: {100 * (result['overhead_ratio'] - 1):+.1f}%  video bit-identical: {identical}  "
           f"store {cost['store_bytes'] / 2**20:.1f} MiB, attention compression {cost['compression_ratio']:.2f}x")
+    if peer_runs:
+        print(f"attention-map-diffusers overhead: {100 * (result['peer_overhead_ratio'] - 1):+.1f}%  "
+              f"(peak capture bytes {peer_info['peak_capture_bytes'] / 2**20:.0f} MiB)")
+    elif args.peer:
+        print(f"attention-map-diffusers: {peer_info['budget_exceeded']}")
     last = timings[-1]
     print(f"recorder's own timing (last run): generation {last['generation_s']:.2f} s, capture "
           f"{last['capture_s']:.3f} s, writing {last['write_s']:.2f} s (background thread)")

@@ -171,6 +171,23 @@ def _write_branch_tokens(root, branch: str, tokens: PromptTokens, num_keys: int)
     })
 
 
+def write_video(array, frames: np.ndarray, workers: int | None = None) -> None:
+    """Write float frames in [0, 1] as uint8 (the rounding diffusers uses for PIL output), one frame per task.
+
+    This runs after the pipeline returns, so it is pure overhead: frames are converted
+    and compressed in parallel (numpy and Blosc release the GIL; each frame is its own
+    chunk, so the writes never touch the same chunk).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(index: int) -> None:
+        array[index] = (frames[index] * 255).round().astype(np.uint8)
+
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wan-video") as pool:
+        list(pool.map(one, range(len(frames))))
+
+
 def pipeline_call_kwargs(pipe, request: GenerationRequest) -> dict:
     """The exact keyword arguments of the pipeline call, shared by recorded and plain runs."""
     import torch
@@ -259,7 +276,7 @@ def record(pipe, request: GenerationRequest, output: str | os.PathLike, config: 
         with capture:
             frames = pipe(**pipeline_call_kwargs(pipe, request), callback_on_step_end=on_step_end).frames[0]
         generation_s = time.perf_counter() - started
-        root[schema.VIDEO.path][:] = (np.asarray(frames) * 255).round().astype(np.uint8)
+        write_video(root[schema.VIDEO.path], frames)
         writer.close()
     except BaseException as exc:
         progress.close()
