@@ -148,7 +148,7 @@ class CaptureProcessor:
 class AttentionCapture:
     """Context manager that records every selected cross-attention call of a Wan pipeline."""
 
-    def __init__(self, pipe, config: CaptureConfig, sink: Sink, num_real_tokens: dict[str, int]):
+    def __init__(self, pipe, config: CaptureConfig, sink: Sink | None, num_real_tokens: dict[str, int]):
         self.pipe = pipe
         self.config = config
         self.sink = sink
@@ -188,6 +188,8 @@ class AttentionCapture:
 
     # --- entering and leaving -------------------------------------------------------
     def __enter__(self) -> "AttentionCapture":
+        if self.sink is None:
+            raise RuntimeError("AttentionCapture needs a sink before it is entered")
         if any(getattr(t, _ACTIVE_FLAG, False) for t in self.transformers):
             raise RuntimeError("an attention capture is already active on this pipeline")
         try:

@@ -238,9 +238,8 @@ def record(pipe, request: GenerationRequest, output: str | os.PathLike, config: 
             notify(note)
     grid = latent_grid(pipe, request)
     step_slots = {i: slot for slot, i in enumerate(range(0, request.num_inference_steps, config.step_stride))}
-    sink_holder = {}
-    capture = AttentionCapture(pipe, config, lambda *a: sink_holder["sink"](*a),
-                               {b: len(t.ids) for b, t in tokens.items()})
+    # The sink needs the capture's layer and head counts; it is attached once the store exists.
+    capture = AttentionCapture(pipe, config, None, {b: len(t.ids) for b, t in tokens.items()})
     layer_blocks = (-1,) if config.layer_mean else capture.layer_blocks
     grid_shape = (grid[GridKey.FRAMES], grid[GridKey.HEIGHT], grid[GridKey.WIDTH])
     layout = StoreLayout(
@@ -256,7 +255,7 @@ def record(pipe, request: GenerationRequest, output: str | os.PathLike, config: 
     writer = BackgroundWriter(max_pending=max_pending_writes)
     sink = StoreSink(root, writer, grid_shape, len(layer_blocks), capture.num_heads, step_slots,
                      config.mantissa_bits)
-    sink_holder["sink"] = sink
+    capture.sink = sink
     progress = tqdm(total=request.num_inference_steps, desc="recording", unit="step", file=sys.stderr,
                     disable=not show_progress)
 
@@ -265,7 +264,7 @@ def record(pipe, request: GenerationRequest, output: str | os.PathLike, config: 
             sink.end_step(i, float(t), float(pipe.scheduler.sigmas[i]), capture.experts_by_step.get(i, -1))
         capture.on_step_end()
         progress.update(1)
-        progress.set_postfix(queued=writer._queue.qsize(), refresh=False)
+        progress.set_postfix(queued=writer.pending, refresh=False)
         return {}
 
     previous_bar = dict(getattr(pipe, "_progress_bar_config", {}))

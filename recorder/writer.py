@@ -48,6 +48,11 @@ class BackgroundWriter:
             finally:
                 self._queue.task_done()
 
+    @property
+    def pending(self) -> int:
+        """Jobs waiting in the queue (for a progress display)."""
+        return self._queue.qsize()
+
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             raise WriterError(f"writing the store failed: {type(self._error).__name__}: {self._error}") \
