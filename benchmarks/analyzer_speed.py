@@ -12,7 +12,6 @@ own), and their ratio. Needs no torch.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -23,6 +22,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import write_json  # noqa: E402
 
 from shared import grid as latent  # noqa: E402
 from shared import schema  # noqa: E402
@@ -156,9 +157,7 @@ def main(argv=None) -> dict:
     print(f"| store | read+decompress once | full wan-analyze | ratio | peak RSS |\n| --- | --- | --- | --- | --- |\n"
           f"| {args.steps} steps x {args.layers} layers, {args.height}x{args.width}, {args.frames} frames | "
           f"{read_s:.1f} s | {analyze_s:.1f} s | {analyze_s / read_s:.2f}x | {peak / 2**30:.2f} GiB |")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+    write_json(args.json, result)
     return result
 
 

@@ -10,12 +10,17 @@ candidate codec (numcodecs, the same implementations zarr uses), printing the ra
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import sys
 import time
 
 import numcodecs
 import numpy as np
 import zarr
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import write_json  # noqa: E402
 
 CANDIDATES = {
     "zstd-3": numcodecs.Zstd(level=3),
@@ -54,9 +59,7 @@ def main(argv=None) -> dict:
         results[name] = {"ratio": raw / size, "encode_MBps": raw / encode_s / 1e6, "decode_MBps": raw / decode_s / 1e6}
         r = results[name]
         print(f"| {name} | {r['ratio']:.3f} | {r['encode_MBps']:.0f} | {r['decode_MBps']:.0f} |")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"chunk_shape": list(chunks[0].shape), "codecs": results}, f, indent=2)
+    write_json(args.json, {"chunk_shape": list(chunks[0].shape), "codecs": results})
     return results
 
 

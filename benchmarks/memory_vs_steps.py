@@ -20,6 +20,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.common import write_json  # noqa: E402
+
 MODES = ("plain", "ours", "peer")
 
 
@@ -92,9 +94,7 @@ def main(argv=None) -> dict:
         print(f"| {mode} | " + " | ".join(cells) + " |")
     result = {"layers": args.layers, "height": args.height, "width": args.width, "frames": args.frames,
               "rows": rows}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+    write_json(args.json, result)
     return result
 
 

@@ -11,7 +11,6 @@ bit-identical to the plain one, and reports the store's size and compression rat
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -23,6 +22,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import folder_bytes, write_json  # noqa: E402
 
 from benchmarks.memory import PeakRSS  # noqa: E402
 from benchmarks.wan_shaped import build_wan_shaped_pipeline  # noqa: E402
@@ -63,8 +64,8 @@ def store_cost(path: str) -> dict:
         array = root[name]
         logical += array.nbytes
         folder = os.path.join(path, *name.split("/"))
-        disk += sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(folder) for f in fs)
-    total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+        disk += folder_bytes(folder)
+    total = folder_bytes(path)
     return {"attention_logical_bytes": logical, "attention_disk_bytes": disk,
             "compression_ratio": logical / disk if disk else None, "store_bytes": total}
 
@@ -213,9 +214,7 @@ def main(argv=None) -> dict:
     last = timings[-1]
     print(f"recorder's own timing (last run): generation {last['generation_s']:.2f} s, capture "
           f"{last['capture_s']:.3f} s, writing {last['write_s']:.2f} s (background thread)")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+    write_json(args.json, result)
     return result
 
 

@@ -13,11 +13,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import write_json  # noqa: E402
 
 from benchmarks import analyzer_speed, memory_vs_steps, record_overhead, store_cost  # noqa: E402
 
@@ -61,9 +62,7 @@ def main(argv=None) -> dict:
             continue
         print(f"\n== {name} ==", flush=True)
         results[name] = RUNNERS[name](plan[name])
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2, default=str)
+    write_json(args.json, results)
     return results
 
 

@@ -13,7 +13,6 @@ the compression ratio, the maximum error against float16, and MB/s of raw maps w
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -24,6 +23,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import folder_bytes, write_json  # noqa: E402
 
 from recorder.precision import round_mantissa  # noqa: E402
 from recorder.writer import BackgroundWriter  # noqa: E402
@@ -43,10 +44,6 @@ def random_maps(grid, tokens: int, count: int, seed: int = 0) -> list[np.ndarray
         p /= p.sum(-1, keepdims=True)
         maps.append(p[..., :tokens].astype(np.float16))
     return maps
-
-
-def folder_bytes(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
 def write_all(maps: list[np.ndarray], bits: int, scratch: str) -> dict:
@@ -114,9 +111,7 @@ def main(argv=None) -> dict:
         print(f"| {name} | {r['disk_bytes_per_step_layer'] / 2**20:.2f} | {r['compression_ratio']:.2f}x | "
               f"{r['max_abs_error']:.2e} | {r['max_rel_error_normal']:.2e} | {r['writer_MBps']:.0f} |")
     result = {"origin": origin, "shape": list(maps[0].shape), "rows": rows}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+    write_json(args.json, result)
     return result
 
 
