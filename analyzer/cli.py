@@ -64,7 +64,8 @@ def analyze_command(store, out_dir, quiet, **options):
     from analyzer.run import analyze
 
     try:
-        written = analyze(store, out_dir, progress=not quiet, **options)
+        # The CLI is a guarded entry point, so picture encoding may use worker processes.
+        written = analyze(store, out_dir, progress=not quiet, encoder_processes=None, **options)
     except (StoreError, AnalyzerError) as exc:
         raise _fail(exc) from None
     if "report" in written:

@@ -5,6 +5,12 @@ per-word GIFs) is most of the analysis's work after the read itself, so threads
 would run it one at a time. :class:`Encoders` hands such jobs to a process pool
 when the analysis is big and the machine has cores to spare, and runs them in place
 otherwise (small stores, one core): the results are the same files either way.
+
+The workers start by forkserver (they must not inherit the reader's threads), which
+re-imports the caller's main module: so processes are used only when asked for.
+``wan-analyze`` asks (``encoder_processes=None``: chosen from cores and work); Python
+callers of :func:`analyzer.run.analyze` get in-place encoding unless they pass a count,
+and then need the usual ``if __name__ == "__main__":`` guard.
 """
 
 from __future__ import annotations
@@ -36,7 +42,6 @@ class Encoders:
         self.workers = workers
         self._pool: Executor | None = None
         if workers > 0:
-            # forkserver: the workers do not inherit the reader's threads (zarr's event loop) mid-flight
             method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
             self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
 

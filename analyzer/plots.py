@@ -66,3 +66,10 @@ def head_figure(entropy: np.ndarray, layer_blocks: list[int]) -> Figure:
 
 def _block_label(block: int) -> str:
     return "mean of layers" if block < 0 else f"block {block}"
+
+
+def draw_and_save(draw, args: tuple, path, image_format: str):
+    """Draw ``draw(*args)`` and write it with :func:`analyzer.output.save_figure` (an encoder job)."""
+    from analyzer import output
+
+    return output.save_figure(draw(*args), path, image_format)

@@ -3,7 +3,9 @@
 The attention array is read once, one step at a time (the next step is read while the
 current one is summarised and drawn); everything after the pass works on the small
 accumulators of :class:`analyzer.statistics.Accumulator` and on the video, one frame
-at a time. The command line (:mod:`analyzer.cli`) is a thin layer over this function.
+at a time. Encoding the pictures (PNG, GIF, figures) goes to :class:`analyzer.encoders.Encoders`,
+worker processes on a big analysis. The command line (:mod:`analyzer.cli`) is a thin
+layer over this function.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class Options:
     words, tokens: entries of the per-word views (comma list or list); None = every prompt word.
     outputs: which of OUTPUT_KINDS to write; None = all.
     normalisation: colour scale of the word overlays: global, per-step, per-frame or per-word.
+    encoder_processes: worker processes for picture encoding. 0 (the default for Python
+        callers) encodes in this process, so a script needs no ``if __name__ == "__main__"``
+        guard; None picks a count from the cores and the work (what ``wan-analyze`` does).
     """
 
     steps: str | list[int] | None = None
@@ -56,6 +61,7 @@ class Options:
     word_fps: float = 8.0
     overwrite: bool = False
     progress: bool = True
+    encoder_processes: int | None = 0
 
     def kinds(self) -> list[str]:
         if self.outputs is None:
@@ -137,7 +143,7 @@ def analyze(store_location: str | os.PathLike, out_dir: str | os.PathLike, **opt
     written: dict = {}
 
     draw_steps = any(k in kinds for k in ("steps", "montage", "animation"))
-    with Encoders(_output_pixels(view, opts, kinds, len(steps), len(units))) as encoders:
+    with Encoders(_output_pixels(view, opts, kinds, len(steps), len(units)), opts.encoder_processes) as encoders:
         panels = _stream_steps(analysis, kinds, out, encoders, written) if draw_steps else \
             _stream_steps_without_pictures(analysis)
 
@@ -168,21 +174,21 @@ def analyze(store_location: str | os.PathLike, out_dir: str | os.PathLike, **opt
             analysis.heads = rank_heads(arrays["entropy"], arrays["token_mass"], arrays["padding"],
                                         analysis.layer_blocks)
             if "heads" in kinds:
-                mean_entropy = arrays["entropy"].mean(axis=0)
-                written["heads"] = output.save_figure(plots.head_figure(mean_entropy, analysis.layer_blocks),
-                                                      out / output.HEAD_RANKING, opts.image_format)
+                pending["heads"] = encoders.submit(plots.draw_and_save, plots.head_figure,
+                                                   (arrays["entropy"].mean(axis=0), analysis.layer_blocks),
+                                                   out / output.HEAD_RANKING, opts.image_format)
         if "padding" in kinds:
-            figure = plots.padding_figure([s.index for s in stats.steps], stats.padding_by_step_layer(),
-                                          analysis.layer_blocks)
-            written["padding"] = output.save_figure(figure, out / output.PADDING, opts.image_format)
+            pending["padding"] = encoders.submit(plots.draw_and_save, plots.padding_figure,
+                                                 ([s.index for s in stats.steps], stats.padding_by_step_layer(),
+                                                  analysis.layer_blocks), out / output.PADDING, opts.image_format)
         if view.layers_separate and len(layers) > 1:
             profile = stats.layer_profile() @ stats.membership.astype(np.float64)  # (L, U)
             analysis.layer_profile = profile / np.maximum(profile.sum(axis=1, keepdims=True), 1e-30)
             if "layers" in kinds:
-                figure = plots.layer_profile_figure(analysis.layer_profile, analysis.layer_blocks,
-                                                    [u.label for u in units])
-                written["layer_profile"] = output.save_figure(figure, out / output.LAYER_PROFILE,
-                                                              opts.image_format)
+                pending["layer_profile"] = encoders.submit(plots.draw_and_save, plots.layer_profile_figure,
+                                                           (analysis.layer_profile, analysis.layer_blocks,
+                                                            [u.label for u in units]),
+                                                           out / output.LAYER_PROFILE, opts.image_format)
         for kind, job in pending.items():
             written[kind] = job.result()
         if word_views is not None:
