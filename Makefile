@@ -10,11 +10,11 @@ DEMO := demo-output
 
 .PHONY: demo test test-unit test-laptop clean
 
+# The second install is the benchmarks' peer, with --no-deps: it declares torchvision, which it
+# needs only to save PNGs and which would pull a second, CUDA torch; the rest it uses is above.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q -c constraints.txt -e '.[record,test]'
-	# The benchmarks' peer. --no-deps: it declares torchvision, which it needs only to save PNGs
-	# and which would pull a second, CUDA torch; everything else it uses is installed above.
 	$(VENV)/bin/python -m pip install -q -c constraints.txt --no-deps attention-map-diffusers==1.0.0 protobuf
 	touch $@
 
