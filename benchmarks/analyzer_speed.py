@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import write_json  # noqa: E402
 
+from recorder.tokens import group_token_strings  # noqa: E402
 from shared import grid as latent  # noqa: E402
 from shared import schema  # noqa: E402
 from shared.schema import Attr, BranchAttr, GridKey, RecordOption  # noqa: E402
@@ -34,20 +35,6 @@ TOKENS = ["\u2581A", "\u2581cat", "\u2581walk", "s", "\u2581on", "\u2581the", "\
           "\u2581under", "\u2581a", "\u2581cloud", "y", "\u2581sky", "\u2581at", "\u2581sun", "set", ",",
           "\u2581with", "\u2581soft", "\u2581light", "\u2581and", "\u2581long", "\u2581shadow", "s",
           "\u2581in", "\u2581the", "\u2581garden", ".", "</s>"]
-
-
-def _words(tokens):
-    words = []
-    for i, piece in enumerate(tokens):
-        special, punct = piece == "</s>", piece in {",", "."}
-        if special or punct or piece.startswith("\u2581") or not words or words[-1]["special"] \
-                or words[-1]["punctuation"]:
-            words.append({"text": "", "start": None, "end": None, "tokens": [], "special": special,
-                          "punctuation": punct})
-        words[-1]["tokens"].append(i)
-    for w in words:
-        w["text"] = "".join(tokens[i] for i in w["tokens"]).replace("\u2581", "")
-    return words
 
 
 def build_store(path: str, steps: int, layers: int, height=480, width=832, frames=81, heads=12) -> None:
@@ -72,7 +59,7 @@ def build_store(path: str, steps: int, layers: int, height=480, width=832, frame
                          (frames, height, width, 3), attrs)
     root = create_store(path, layout)
     root["cond"].attrs.update({BranchAttr.PROMPT: attrs[Attr.PROMPT], BranchAttr.TOKENS: TOKENS,
-                               BranchAttr.WORDS: _words(TOKENS), BranchAttr.NUM_KEYS: 512,
+                               BranchAttr.WORDS: group_token_strings(TOKENS), BranchAttr.NUM_KEYS: 512,
                                BranchAttr.NUM_REAL_TOKENS: t})
     root[schema.token_ids("cond").path][:] = np.arange(t) + 3
     rng = np.random.default_rng(0)

@@ -23,7 +23,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import folder_bytes, write_json  # noqa: E402
+from benchmarks.common import write_json  # noqa: E402
+from shared.store import disk_bytes  # noqa: E402
 
 from benchmarks.memory import PeakRSS  # noqa: E402
 from benchmarks.wan_shaped import build_wan_shaped_pipeline  # noqa: E402
@@ -64,8 +65,8 @@ def store_cost(path: str) -> dict:
         array = root[name]
         logical += array.nbytes
         folder = os.path.join(path, *name.split("/"))
-        disk += folder_bytes(folder)
-    total = folder_bytes(path)
+        disk += disk_bytes(folder)
+    total = disk_bytes(path)
     return {"attention_logical_bytes": logical, "attention_disk_bytes": disk,
             "compression_ratio": logical / disk if disk else None, "store_bytes": total}
 

@@ -24,7 +24,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import folder_bytes, write_json  # noqa: E402
+from benchmarks.common import write_json  # noqa: E402
+from shared.store import disk_bytes  # noqa: E402
 
 from recorder.precision import round_mantissa  # noqa: E402
 from recorder.writer import BackgroundWriter  # noqa: E402
@@ -61,7 +62,7 @@ def write_all(maps: list[np.ndarray], bits: int, scratch: str) -> dict:
     writer.close()
     seconds = time.perf_counter() - start
     raw = sum(m.nbytes for m in maps)
-    disk = folder_bytes(os.path.join(path, "cond", "attention"))
+    disk = disk_bytes(os.path.join(path, "cond", "attention"))
     exact = np.stack(maps).astype(np.float64)
     got = np.stack(stored).astype(np.float64)
     normal = exact >= np.finfo(np.float16).tiny

@@ -141,7 +141,7 @@ class CaptureProcessor:
         if "q" not in seen or "k" not in seen:
             raise RuntimeError(f"layer {self.layer_slot}: the original processor did not call norm_q/norm_k; "
                                "cannot recover the query and key it used")
-        self.capture.consume(self.layer_slot, attn, encoder_hidden_states, seen["q"], seen["k"])
+        self.capture.consume(self.layer_slot, attn, seen["q"], seen["k"])
         return output
 
 
@@ -182,7 +182,8 @@ class AttentionCapture:
         self.experts_by_step: dict[int, int] = {}
         self.num_keys: dict[str, int] = {}
         self.pad_keys_collapsed: dict[str, bool] = {}
-        self._pads_identical: dict[tuple, bool] = {}
+        self._text_embedding: torch.Tensor | None = None
+        self._pads_identical: dict[tuple, tuple] = {}
         self._layer_sum: ReducedAttention | None = None
         self._layers_summed = 0
 
@@ -195,7 +196,8 @@ class AttentionCapture:
         try:
             for expert, transformer in enumerate(self.transformers):
                 setattr(transformer, _ACTIVE_FLAG, True)
-                self._hooks.append(transformer.register_forward_pre_hook(self._pass_starter(expert)))
+                self._hooks.append(transformer.register_forward_pre_hook(self._pass_starter(expert),
+                                                                         with_kwargs=True))
                 for slot, block in enumerate(self.layer_blocks):
                     attn = transformer.blocks[block].attn2
                     self._originals.append((attn, attn.processor))
@@ -221,7 +223,7 @@ class AttentionCapture:
 
     # --- where the denoising loop is ------------------------------------------------------
     def _pass_starter(self, expert: int):
-        def start_pass(_module, _args):
+        def start_pass(_module, args, kwargs):
             if self._pass >= len(BRANCHES):
                 raise RuntimeError(f"step {self.step}: more than two transformer passes before the step ended; "
                                    "is callback_on_step_end chained to the capture?")
@@ -229,6 +231,9 @@ class AttentionCapture:
             self._pass += 1
             self.expert = expert
             self.experts_by_step[self.step] = expert
+            # The pipeline's text embedding of this pass: the same tensor every step unless a
+            # callback replaces it; the pad check below is keyed on it.
+            self._text_embedding = kwargs.get("encoder_hidden_states", args[2] if len(args) > 2 else None)
         return start_pass
 
     @property
@@ -245,26 +250,33 @@ class AttentionCapture:
         self.branch = BRANCH_COND
 
     # --- per layer --------------------------------------------------------------------
-    def _pad_check(self, attn, context: torch.Tensor, key: torch.Tensor, branch: str) -> bool:
+    def _pad_check(self, attn, key: torch.Tensor, branch: str) -> bool:
         """Whether the pad keys are identical, checked once per layer and text embedding.
 
-        The keys are a fixed function of the layer's weights and the text embedding, so
-        the answer only changes when the embedding tensor does (a callback may replace it:
-        its address or version counter then changes and the check runs again).
+        The keys are a fixed function of the layer's weights and the pipeline's text
+        embedding, which is the same tensor at every step. The answer is reused while that
+        tensor object and its version counter are unchanged; a callback that replaces or
+        edits the embedding makes the check run again. (The check reads a flag back from
+        the device, which would stall the loop if it ran on every call.)
         """
-        cache_key = (id(attn), branch, context.data_ptr(), context._version, tuple(context.shape))
-        if cache_key not in self._pads_identical:
-            head_dim = key.shape[-1] // attn.heads
-            keys = key[0].unflatten(-1, (attn.heads, head_dim)).transpose(0, 1)
-            self._pads_identical[cache_key] = pad_keys_identical(keys, self.num_real_tokens[branch])
-        return self._pads_identical[cache_key]
+        embedding = self._text_embedding
+        cached = self._pads_identical.get((id(attn), branch))
+        if embedding is not None and cached is not None and cached[0] is embedding \
+                and cached[1] == embedding._version:
+            return cached[2]
+        head_dim = key.shape[-1] // attn.heads
+        keys = key[0].unflatten(-1, (attn.heads, head_dim)).transpose(0, 1)
+        identical = pad_keys_identical(keys, self.num_real_tokens[branch])
+        if embedding is not None:
+            self._pads_identical[(id(attn), branch)] = (embedding, embedding._version, identical)
+        return identical
 
-    def consume(self, layer_slot: int, attn, context: torch.Tensor, query: torch.Tensor, key: torch.Tensor) -> None:
+    def consume(self, layer_slot: int, attn, query: torch.Tensor, key: torch.Tensor) -> None:
         branch = self.branch
         token = self.timer.start(query.device)
         reduced = reduced_attention(query, key, attn.heads, self.num_real_tokens[branch], self.config.heads,
                                     self.config.query_chunk_bytes,
-                                    pads_known_identical=self._pad_check(attn, context, key, branch))
+                                    pads_known_identical=self._pad_check(attn, key, branch))
         self.num_keys[branch] = key.shape[1]
         self.pad_keys_collapsed[branch] = self.pad_keys_collapsed.get(branch, True) and reduced.pad_keys_collapsed
         if self.config.layer_mean:

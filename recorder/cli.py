@@ -27,10 +27,6 @@ def _int_list(value: str, what: str) -> tuple[int, ...]:
     return items
 
 
-def _dir_size(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
-
-
 @default_group("record")
 def main():
     """Record the exact cross-attention of a Wan text-to-video pipeline into a Zarr store."""
@@ -95,7 +91,7 @@ def record_command(output, prompt, model, negative_prompt, seed, height, width, 
     from recorder.loading import load_pipeline
     from recorder.record import GenerationRequest, RecordError, record
     from recorder.writer import WriterError
-    from shared.store import StoreError
+    from shared.store import StoreError, disk_bytes
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -109,11 +105,11 @@ def record_command(output, prompt, model, negative_prompt, seed, height, width, 
         result = record(pipe, request, output, config, overwrite=overwrite, model_id=model,
                         show_progress=True, notify=lambda note: click.echo(f"note: {note}", err=True))
     except (RecordError, StoreError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException((str(exc).strip().splitlines() or [type(exc).__name__])[0]) from None
     except WriterError as exc:
         raise click.ClickException(f"{exc}; what was written is kept in {output} (status 'failed')") from None
     timing = result.timing
-    click.echo(f"recorded {output}: {_dir_size(output) / 2**20:.1f} MiB, generation {timing['generation_s']:.2f} s, "
+    click.echo(f"recorded {output}: {disk_bytes(output) / 2**20:.1f} MiB, generation {timing['generation_s']:.2f} s, "
                f"capture {timing['capture_s']:.2f} s, writing {timing['write_s']:.2f} s (background)", err=True)
 
 

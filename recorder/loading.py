@@ -28,6 +28,17 @@ def check_device(device: str) -> None:
         raise RecordError(f"--device {device} was asked for, but MPS is not available here")
 
 
+def _dtype_keyword(dtype) -> dict:
+    """``from_pretrained``'s dtype keyword: ``dtype`` since diffusers 0.40, ``torch_dtype`` before.
+
+    Older releases ignore ``dtype`` (with a warning) and newer ones deprecate ``torch_dtype``.
+    """
+    import diffusers
+    from packaging.version import Version
+
+    return {"dtype" if Version(diffusers.__version__) >= Version("0.40") else "torch_dtype": dtype}
+
+
 def load_pipeline(model: str, dtype: str = "bfloat16", device: str = "cuda"):
     """Load ``WanPipeline.from_pretrained(model)`` in ``dtype`` and move it to ``device``.
 
@@ -46,10 +57,9 @@ def load_pipeline(model: str, dtype: str = "bfloat16", device: str = "cuda"):
         raise RecordError(f"no model directory at {model} (and it is not a hub id like {KNOWN_MODELS[0]})")
     if is_local and not os.path.isfile(os.path.join(model, "model_index.json")):
         raise RecordError(f"{model} has no model_index.json: not a diffusers pipeline directory")
-    torch_dtype = getattr(torch, dtype)
     try:
-        vae = AutoencoderKLWan.from_pretrained(model, subfolder="vae", dtype=torch.float32)
-        pipe = WanPipeline.from_pretrained(model, vae=vae, dtype=torch_dtype)
+        vae = AutoencoderKLWan.from_pretrained(model, subfolder="vae", **_dtype_keyword(torch.float32))
+        pipe = WanPipeline.from_pretrained(model, vae=vae, **_dtype_keyword(getattr(torch, dtype)))
     except Exception as exc:  # hub, network and format errors all end here; the user needs one line
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RecordError(f"could not load {model}: {first_line}") from exc

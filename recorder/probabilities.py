@@ -4,7 +4,8 @@ No attention backend returns its probabilities, so we compute
 ``softmax(q k^T / sqrt(D))`` ourselves, in fp32, from the very q and k (after
 ``norm_q`` / ``norm_k``) that the original processor fed to its kernel. Wan does not
 mask the pad keys, so the softmax runs over every key. When the pad keys are
-bit-identical (checked here, every call) they are merged into one key whose logit is
+bit-identical (checked at run time: here, or once per layer and text embedding by the
+capture) they are merged into one key whose logit is
 raised by ``log(n_pad)``: in exact arithmetic that is the same softmax over all keys,
 at a fraction of the cost.
 """

@@ -24,6 +24,12 @@ class RecordError(Exception):
     """An input the recorder cannot take, or a recording that could not finish. One line."""
 
 
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``: what a store's error attribute and the CLI show."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     """The pipeline inputs of one recording. Defaults are WanPipeline's own."""
@@ -249,46 +255,46 @@ def record(pipe, request: GenerationRequest, output: str | os.PathLike, config: 
         attributes=_root_attributes(pipe, request, requested_frames, config, capture.layer_blocks, grid, model_id),
     )
     root = create_store(output, layout, overwrite=overwrite)
-    for branch, branch_tokens in tokens.items():
-        _write_branch_tokens(root, branch, branch_tokens, request.max_sequence_length)
-
-    writer = BackgroundWriter(max_pending=max_pending_writes)
-    sink = StoreSink(root, writer, grid_shape, len(layer_blocks), capture.num_heads, step_slots,
-                     config.mantissa_bits)
-    capture.sink = sink
-    progress = tqdm(total=request.num_inference_steps, desc="recording", unit="step", file=sys.stderr,
-                    disable=not show_progress)
-
-    def on_step_end(_pipe, i, t, _kwargs):
-        if i in step_slots:
-            sink.end_step(i, float(t), float(pipe.scheduler.sigmas[i]), capture.experts_by_step.get(i, -1))
-        capture.on_step_end()
-        progress.update(1)
-        progress.set_postfix(queued=writer.pending, refresh=False)
-        return {}
-
+    writer = progress = None
     previous_bar = dict(getattr(pipe, "_progress_bar_config", {}))
-    pipe.set_progress_bar_config(disable=True)
     started = time.perf_counter()
-    generation_s = None
     try:
+        for branch, branch_tokens in tokens.items():
+            _write_branch_tokens(root, branch, branch_tokens, request.max_sequence_length)
+        writer = BackgroundWriter(max_pending=max_pending_writes)
+        sink = StoreSink(root, writer, grid_shape, len(layer_blocks), capture.num_heads, step_slots,
+                         config.mantissa_bits)
+        capture.sink = sink
+        progress = tqdm(total=request.num_inference_steps, desc="recording", unit="step", file=sys.stderr,
+                        disable=not show_progress)
+
+        def on_step_end(_pipe, i, t, _kwargs):
+            if i in step_slots:
+                # t stays a tensor: the writer thread reads it, so the loop never waits on the device.
+                sink.end_step(i, t, float(pipe.scheduler.sigmas[i]), capture.experts_by_step.get(i, -1))
+            capture.on_step_end()
+            progress.update(1)
+            progress.set_postfix(queued=writer.pending, refresh=False)
+            return {}
+
+        pipe.set_progress_bar_config(disable=True)
         with capture:
             frames = pipe(**pipeline_call_kwargs(pipe, request), callback_on_step_end=on_step_end).frames[0]
         generation_s = time.perf_counter() - started
         write_video(root[schema.VIDEO.path], frames)
         writer.close()
     except BaseException as exc:
-        progress.close()
-        try:
-            writer.close()
-        except Exception:  # noqa: BLE001 - the first error is the one to report
-            pass
-        root.attrs.update({Attr.STATUS: schema.STATUS_FAILED, Attr.ERROR: f"{type(exc).__name__}: {exc}",
-                           Attr.ENDED_AT: _now()})
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                pass
+        root.attrs.update({Attr.STATUS: schema.STATUS_FAILED, Attr.ERROR: one_line(exc), Attr.ENDED_AT: _now()})
         raise
     finally:
         pipe._progress_bar_config = previous_bar
-    progress.close()
+        if progress is not None:
+            progress.close()
 
     timing = {
         "generation_s": generation_s,
@@ -300,7 +306,7 @@ def record(pipe, request: GenerationRequest, output: str | os.PathLike, config: 
         root[branch].attrs.update({BranchAttr.NUM_KEYS: capture.num_keys.get(branch, request.max_sequence_length),
                                    BranchAttr.PAD_KEYS_COLLAPSED: capture.pad_keys_collapsed.get(branch)})
     root.attrs.update({Attr.TIMING: timing, Attr.ENDED_AT: _now(), Attr.STATUS: schema.STATUS_COMPLETE,
-                       "notes": notes})
+                       Attr.NOTES: notes})
     return Recording(frames=frames, store=output, request=request, timing=timing, notes=notes)
 
 

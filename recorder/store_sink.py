@@ -57,6 +57,14 @@ class StoreSink:
         self.mantissa_bits = mantissa_bits
         self._pool = _PinnedPool()
         self._heads: dict[str, dict[str, np.ndarray]] = {}
+        self._arrays: dict[str, object] = {}
+
+    def _array(self, path: str):
+        """Open each array once: a lookup reads metadata through zarr's event loop, which the
+        writer thread keeps busy, and would stall the denoising loop on every layer."""
+        if path not in self._arrays:
+            self._arrays[path] = self.root[path]
+        return self._arrays[path]
 
     def _to_host(self, tensor: torch.Tensor):
         """Start copying ``tensor`` to the host; return a function that waits and gives a numpy array."""
@@ -81,8 +89,8 @@ class StoreSink:
         padding = round_mantissa(reduced.padding_mass.to(torch.float16), self.mantissa_bits).reshape(f, h, w)
         heads = torch.cat([reduced.head_entropy, reduced.head_padding_mass, reduced.head_token_mass.flatten()])
         copies = [self._to_host(maps), self._to_host(padding), self._to_host(heads)]
-        attention = self.root[schema.attention(branch).path]
-        padding_mass = self.root[schema.padding_mass(branch).path]
+        attention = self._array(schema.attention(branch).path)
+        padding_mass = self._array(schema.padding_mass(branch).path)
 
         def write():
             try:
@@ -110,21 +118,21 @@ class StoreSink:
         gathered["padding"][layer_slot] = flat[n:2 * n]
         gathered["tokens"][layer_slot] = flat[2 * n:].reshape(n, -1)
 
-    def end_step(self, step: int, timestep: float, sigma: float, expert: int) -> None:
+    def end_step(self, step: int, timestep, sigma: float, expert: int) -> None:
         """Queue the step's per-head summaries and bookkeeping; ``complete`` is written last."""
         slot = self.step_slots[step]
-        root = self.root
+        array = self._array
 
         def write():
             for branch, gathered in self._heads.items():
-                root[schema.head_entropy(branch).path][slot] = gathered["entropy"]
-                root[schema.head_padding_mass(branch).path][slot] = gathered["padding"]
-                root[schema.head_token_mass(branch).path][slot] = gathered["tokens"]
+                array(schema.head_entropy(branch).path)[slot] = gathered["entropy"]
+                array(schema.head_padding_mass(branch).path)[slot] = gathered["padding"]
+                array(schema.head_token_mass(branch).path)[slot] = gathered["tokens"]
             self._heads.clear()
-            root[schema.STEP_INDEX.path][slot] = step
-            root[schema.STEP_TIMESTEP.path][slot] = timestep
-            root[schema.STEP_SIGMA.path][slot] = sigma
-            root[schema.STEP_EXPERT.path][slot] = expert
-            root[schema.STEP_COMPLETE.path][slot] = True
+            array(schema.STEP_INDEX.path)[slot] = step
+            array(schema.STEP_TIMESTEP.path)[slot] = float(timestep)  # a device tensor: read here, off the loop
+            array(schema.STEP_SIGMA.path)[slot] = sigma
+            array(schema.STEP_EXPERT.path)[slot] = expert
+            array(schema.STEP_COMPLETE.path)[slot] = True
 
         self.writer.submit(write)

@@ -64,6 +64,16 @@ def group_words(text: str, strings: list[str], offsets: list[tuple[int, int]] | 
     return words
 
 
+def group_token_strings(strings: list[str], special: tuple[str, ...] = ("</s>",)) -> list[dict]:
+    """:func:`group_words` for token strings alone (no prompt text, so no character spans).
+
+    For stores built without a tokenizer (tests, benchmarks): the same grouping rule as a
+    recording, so their words look exactly like a real store's.
+    """
+    ids = [1 if piece in special else 0 for piece in strings]
+    return group_words("", strings, None, {1}, ids)
+
+
 def prompt_tokens(tokenizer, prompt: str, max_sequence_length: int) -> PromptTokens:
     """Tokenize ``prompt`` exactly as WanPipeline does and describe its real tokens."""
     from diffusers.pipelines.wan.pipeline_wan import prompt_clean

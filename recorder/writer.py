@@ -55,7 +55,8 @@ class BackgroundWriter:
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
-            raise WriterError(f"writing the store failed: {type(self._error).__name__}: {self._error}") \
+            first_line = (str(self._error).strip().splitlines() or [""])[0]
+            raise WriterError(f"writing the store failed: {type(self._error).__name__}: {first_line}") \
                 from self._error
 
     def submit(self, job: Callable[[], None]) -> None:

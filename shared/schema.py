@@ -151,6 +151,7 @@ class Attr:
     TIMING = "timing"  # {"generation_s", "capture_s", "write_s", "total_s"}
     LATENT_GRID = "latent_grid"
     COMPRESSION = "compression"  # the codec chain used for attention arrays, for the record
+    NOTES = "notes"  # what the recorder adjusted (a rounded frame count, a truncated prompt)
 
 
 class BranchAttr:

@@ -100,6 +100,11 @@ def create_store(path: str | os.PathLike, layout: StoreLayout, overwrite: bool =
     return root
 
 
+def disk_bytes(path: str | os.PathLike) -> int:
+    """Bytes a local store (or any folder of it) takes on disk: the sum of its files' sizes."""
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
 def _open_zarr(location: str) -> zarr.Group:
     if "://" in location:
         from zarr.storage import FsspecStore

@@ -8,33 +8,16 @@ the token ranking and every entropy follow from the owner map in closed form.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from recorder.tokens import group_token_strings
 from shared import schema
 from shared.schema import Attr, BranchAttr, GridKey, RecordOption
 from shared.store import BranchLayout, StoreLayout, create_store
 
 WORD_START = "\u2581"
-
-
-def group_words(tokens: list[str]) -> list[dict]:
-    """Words as the recorder groups them: a piece starting with the marker opens a word."""
-    words: list[dict] = []
-    for i, piece in enumerate(tokens):
-        special = piece == "</s>"
-        stripped = piece.replace(WORD_START, "")
-        punct = not special and bool(stripped) and all(unicodedata.category(c).startswith("P") for c in stripped)
-        if special or punct or piece.startswith(WORD_START) or not words or words[-1]["special"] \
-                or words[-1]["punctuation"]:
-            words.append({"text": "", "start": None, "end": None, "tokens": [], "special": special,
-                          "punctuation": punct})
-        words[-1]["tokens"].append(i)
-    for w in words:
-        w["text"] = "".join(tokens[i] for i in w["tokens"]).replace(WORD_START, "")
-    return words
 
 
 @dataclass
@@ -140,7 +123,7 @@ def write_store(path, spec: Synthetic) -> dict:
     att, pad = attention_of(spec)
     entropy = head_entropy_of(spec)
     complete = spec.complete if spec.complete is not None else [True] * spec.num_steps
-    words = group_words(spec.tokens)
+    words = group_token_strings(spec.tokens)
     for branch in spec.branches:
         group = root[branch]
         group.attrs.update({BranchAttr.PROMPT: spec.prompt, BranchAttr.TOKENS: spec.tokens, BranchAttr.WORDS: words,

@@ -133,3 +133,18 @@ def test_a_failing_write_stops_the_recording(tiny_pipe, small_request, tmp_path,
         record(tiny_pipe, small_request, tmp_path / "s.zarr", show_progress=False)
     root = zarr.open_group(tmp_path / "s.zarr", mode="r")
     assert root.attrs[schema.Attr.STATUS] == schema.STATUS_FAILED
+
+
+def test_pad_check_runs_once_per_layer_and_branch(tiny_pipe, small_request, tmp_path, monkeypatch):
+    # The check reads a flag back from the device; it must not run on every step.
+    import recorder.capture as capture_module
+
+    calls = []
+    real = capture_module.pad_keys_identical
+    monkeypatch.setattr(capture_module, "pad_keys_identical", lambda *a: calls.append(1) or real(*a))
+    record(tiny_pipe, small_request, tmp_path / "s.zarr", CaptureConfig(branches=("cond", "uncond")),
+           show_progress=False)
+    layers = len(tiny_pipe.transformer.blocks)
+    assert len(calls) == layers * 2, "one check per layer and branch over all steps"
+    root = zarr.open_group(tmp_path / "s.zarr", mode="r")
+    assert root["cond"].attrs[schema.BranchAttr.PAD_KEYS_COLLAPSED] is True
