@@ -120,8 +120,10 @@ def record_command(output, prompt, model, negative_prompt, seed, height, width, 
 @click.option("--head-dim", default=12, show_default=True, type=click.IntRange(2, 256),
               help="Channels per head (even: RoPE pairs them).")
 @click.option("--two-experts", is_flag=True, help="Add transformer_2 and a boundary, like Wan 2.2 A14B.")
+@click.option("--ti2v", is_flag=True, help="Wan 2.2 TI2V-5B's layout: VAE factor 16, 48 latent channels, "
+                                         "per-token timesteps (sizes must be multiples of 32).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random weights.")
-def tiny_model_command(directory, layers, heads, head_dim, two_experts, seed):
+def tiny_model_command(directory, layers, heads, head_dim, two_experts, ti2v, seed):
     """Save a tiny random-weight Wan pipeline to DIRECTORY, built offline; load it with --model DIRECTORY."""
     if os.path.exists(directory):
         raise click.ClickException(f"{directory} already exists; choose a new directory")
@@ -130,6 +132,6 @@ def tiny_model_command(directory, layers, heads, head_dim, two_experts, seed):
     from recorder.tiny import TinyConfig, save_tiny_pipeline
 
     save_tiny_pipeline(directory, TinyConfig(num_layers=layers, num_heads=heads, head_dim=head_dim,
-                                             two_experts=two_experts, seed=seed))
+                                             two_experts=two_experts, ti2v=ti2v, seed=seed))
     click.echo(f"saved a tiny Wan pipeline ({layers} layers, {heads} heads x {head_dim}"
-               f"{', two experts' if two_experts else ''}) to {directory}", err=True)
+               f"{', two experts' if two_experts else ''}{', TI2V layout' if ti2v else ''}) to {directory}", err=True)

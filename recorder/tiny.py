@@ -39,6 +39,7 @@ class TinyConfig:
     text_dim: int = 32
     two_experts: bool = False
     boundary_ratio: float = 0.875
+    ti2v: bool = False  # Wan 2.2 TI2V-5B's layout: residual VAE, z_dim 48, spatial factor 16, per-token timesteps
     seed: int = 0
 
 
@@ -72,13 +73,21 @@ def build_tiny_pipeline(config: TinyConfig = TinyConfig()):
         relative_attention_num_buckets=8, relative_attention_max_distance=16, pad_token_id=0,
         eos_token_id=1, decoder_start_token_id=0,
     )).eval()
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True]).eval()
+    if config.ti2v:
+        latent_channels = 48
+        vae = AutoencoderKLWan(base_dim=12, z_dim=48, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                               temperal_downsample=[False, True, True], is_residual=True, in_channels=12,
+                               out_channels=12, patch_size=2, scale_factor_spatial=16, scale_factor_temporal=4,
+                               latents_mean=[0.0] * 48, latents_std=[1.0] * 48).eval()
+    else:
+        latent_channels = 16
+        vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                               temperal_downsample=[False, True, True]).eval()
 
     def transformer():
         return WanTransformer3DModel(
             patch_size=(1, 2, 2), num_attention_heads=config.num_heads, attention_head_dim=config.head_dim,
-            in_channels=16, out_channels=16, text_dim=config.text_dim, freq_dim=256, ffn_dim=32,
+            in_channels=latent_channels, out_channels=latent_channels, text_dim=config.text_dim, freq_dim=256, ffn_dim=32,
             num_layers=config.num_layers, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
             rope_max_seq_len=32,
         ).eval()
@@ -90,6 +99,7 @@ def build_tiny_pipeline(config: TinyConfig = TinyConfig()):
         transformer=transformer(),
         transformer_2=transformer() if config.two_experts else None,
         boundary_ratio=config.boundary_ratio if config.two_experts else None,
+        expand_timesteps=config.ti2v,
     )
 
 

@@ -148,3 +148,21 @@ def test_pad_check_runs_once_per_layer_and_branch(tiny_pipe, small_request, tmp_
     assert len(calls) == layers * 2, "one check per layer and branch over all steps"
     root = zarr.open_group(tmp_path / "s.zarr", mode="r")
     assert root["cond"].attrs[schema.BranchAttr.PAD_KEYS_COLLAPSED] is True
+
+
+def test_ti2v_layout_records_on_its_coarser_grid(tmp_path):
+    # Wan 2.2 TI2V-5B: VAE factor 16 (grid = pixels / 32) and per-token timesteps.
+    from recorder.record import RecordError, generate_plain
+    from recorder.tiny import TinyConfig, build_tiny_pipeline
+
+    pipe = build_tiny_pipeline(TinyConfig(ti2v=True))
+    request = GenerationRequest("a cat walks", height=64, width=96, num_frames=9, num_inference_steps=2)
+    result = record(pipe, request, tmp_path / "s.zarr", show_progress=False)
+    assert np.array_equal(result.frames, generate_plain(pipe, request))
+    root = zarr.open_group(result.store, mode="r")
+    grid = root.attrs[schema.Attr.LATENT_GRID]
+    assert (grid["frames"], grid["height"], grid["width"], grid["vae_scale_factor_spatial"]) == (3, 2, 3, 16)
+    attention = root[schema.attention("cond").path][:].astype(np.float64)
+    np.testing.assert_allclose(attention.sum(-1) + root[schema.padding_mass("cond").path][:], 1.0, atol=1e-2)
+    with pytest.raises(RecordError, match="multiple of 32"):
+        record(pipe, GenerationRequest("x", height=48, width=96, num_frames=9), tmp_path / "t.zarr")
