@@ -83,7 +83,8 @@ def run_self_check(output_dir: str | None) -> int:
         print(f"generated {video.shape[0]} frames of {video.shape[2]}x{video.shape[1]} "
               f"in {timing_info['num_inference_steps']} steps, {timing_info['total_s']:.2f} s")
         print(f"store:   {timing_info['store']}")
-        print(f"outputs: {timing_info['run_dir']} ({len(timing_info['outputs'])} kinds)")
+        print(f"outputs: {timing_info['run_dir']} ({len(timing_info['outputs'])} kinds)"
+              + ("" if output_dir else "  [a temporary folder, deleted on exit: pass --output_dir to keep it]"))
         try:
             failures = check_run(video, timing_info, plain_video)
         except Exception as exc:  # noqa: BLE001 - a check that cannot run is a failed check

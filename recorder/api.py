@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from recorder.capture import CaptureConfig
-from recorder.record import GenerationRequest, check_request, pipeline_call_kwargs, record
+from recorder.record import GenerationRequest, check_request, generate_plain, record
 
 _REQUEST_FIELDS = {f.name for f in fields(GenerationRequest)} - {"prompt"}
 _RUN_DIR = re.compile(r"^run_(\d+)$")
@@ -165,6 +165,8 @@ class WanT2V:
     - ``capture_s``: device seconds spent computing attention probabilities
     - ``write_s``: seconds the background writer spent writing the store
     - ``analysis_s``: seconds the analyzer took
+    - ``analysis_error``: only if the analysis failed (then ``outputs`` is empty and a warning
+      says so); the video and the complete store are still returned
     - ``run_dir``: the run's directory, ``output_dir/run_NNN``
     - ``store``: the store, ``run_dir/store.zarr`` (open it with ``wan-analyze`` or zarr)
     - ``outputs``: the analyzer's written paths by kind (``report``, ``steps``, ``montage``,
@@ -227,6 +229,7 @@ class WanT2V:
         Nothing is installed on the pipeline here: the capture is put on for each call and
         taken off when it ends.
         """
+        _check_analyze_options(analyze_options)
         self.visualization_dir = os.fspath(output_dir)
         self.capture_config = capture_config or CaptureConfig()
         self.analyze_options = dict(analyze_options)
@@ -294,7 +297,7 @@ class WanT2V:
         try:
             with _StageTimer(self.pipe) as stages:
                 begin = time.perf_counter()
-                video = self.pipe(**pipeline_call_kwargs(self.pipe, request)).frames[0]
+                video = generate_plain(self.pipe, request)
                 generation_s = time.perf_counter() - begin
         finally:
             self.pipe._progress_bar_config = previous_bar
@@ -307,11 +310,13 @@ class WanT2V:
         from analyzer.run import analyze
 
         started = time.perf_counter()
+        _, notes = check_request(self.pipe, request)
+        _warn(notes)  # before the long generation, as the CLI says it
         run_dir = _next_run_dir(Path(output_dir))
         store = run_dir / STORE_NAME
         with _StageTimer(self.pipe) as stages:
             recording = record(self.pipe, request, store, self.capture_config, model_id=self.model_id,
-                               show_progress=self.show_progress, notify=lambda note: _warn([note]))
+                               show_progress=self.show_progress)
         timing = _timing(stages, recording.request, request.num_frames, recording.notes,
                          recording.timing["generation_s"])
         timing.update(attention_visualization=True, capture_s=recording.timing["capture_s"],
@@ -319,15 +324,36 @@ class WanT2V:
         begin = time.perf_counter()
         # The run directory already holds the store; overwrite only lets the analyzer write beside it.
         options = {"progress": self.show_progress, **self.analyze_options, "overwrite": True}
-        timing["outputs"] = analyze(store, run_dir, **options)
+        try:
+            timing["outputs"] = analyze(store, run_dir, **options)
+        except Exception as exc:  # noqa: BLE001 - the video and the store are good; do not lose them
+            timing["outputs"] = {}
+            timing["analysis_error"] = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+            _warn([f"the analysis failed ({timing['analysis_error']}); the store {store} is complete, "
+                   f"re-run: wan-analyze {store} -o OUTDIR"])
         timing["analysis_s"] = time.perf_counter() - begin
         timing["total_s"] = time.perf_counter() - started
         return recording.frames, timing
 
 
 def _warn(notes: list[str]) -> None:
+    # _warn <- _generate_plain/_generate_recorded <- generate <- the caller's line
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=4)
+
+
+def _check_analyze_options(options: dict) -> None:
+    """Refuse analyzer options before any generation: a typo should not cost a whole video."""
+    from dataclasses import fields as dataclass_fields
+
+    from analyzer.run import Options
+
+    unknown = sorted(set(options) - {f.name for f in dataclass_fields(Options)})
+    if unknown:
+        raise TypeError(f"unknown analyzer options: {', '.join(unknown)}")
+    checked = Options(**options)
+    checked.check()
+    checked.kinds()
 
 
 def _timing(stages: _StageTimer, request: GenerationRequest, requested_frames: int, notes: list[str],

@@ -163,3 +163,16 @@ def test_from_pretrained_accepts_torch_dtype_and_dtype(tiny_model_dir):
     assert a.shape == (9, 32, 48, 3)
     with pytest.raises(ValueError, match="disagree"):
         WanT2V.from_pretrained(tiny_model_dir, torch_dtype=torch.float32, dtype="bfloat16")
+
+
+def test_unknown_analyzer_options_are_refused_before_generating(tmp_path):
+    from recorder.api import WanT2V
+
+    model = WanT2V(pipe=None)
+    with pytest.raises(TypeError, match="unknown analyzer options: colour"):
+        model.enable_attention_visualization(tmp_path, colour="red")
+    from analyzer.errors import AnalyzerError
+
+    with pytest.raises(AnalyzerError, match="unknown output 'montages'"):
+        model.enable_attention_visualization(tmp_path, outputs="report,montages")
+    assert not model.attention_visualization_enabled
