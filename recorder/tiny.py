@@ -2,7 +2,7 @@
 
 It has the real architecture (UMT5 text encoder, Wan VAE, WanTransformer3DModel,
 UniPC flow-matching scheduler) at toy sizes, and a SentencePiece-style Unigram
-tokenizer trained in memory, so nothing is downloaded. Saved with
+tokenizer with a fixed vocabulary, so nothing is downloaded and every build is the same. Saved with
 ``save_pretrained``, it loads through the same ``WanPipeline.from_pretrained`` path
 as a hub id. Its maps are noise: it checks plumbing and exactness, never meaning.
 """
@@ -12,21 +12,30 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-# A small corpus so that common prompt words become whole tokens and rarer ones split
-# into sub-words, as with the real UMT5 vocabulary.
-_CORPUS = [
-    "a cat walks on the grass in the garden",
-    "a dog runs across the beach at sunset",
-    "a red car drives down a long road",
-    "the astronaut rides a horse on the moon",
-    "waves crash against the rocks under a cloudy sky",
-    "a small bird sits on a branch of a tree",
-    "people walk through a busy city street at night",
-    "a cup of coffee steams on a wooden table",
-    "A cat, a dog. The bird! Is it raining? It's a sunny day: cold-brew coffee.",
-    # every character once, so that no prompt falls back to <unk>
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdefghijklmnopqrstuvwxyz 0123456789 ,.!?;:'\"-()/&",
-]
+# A fixed Unigram vocabulary, written out rather than trained: training breaks score ties
+# in hash-map order, so two builds could number the same piece differently. Whole words
+# of common prompts are single pieces; any other word splits into sub-word pieces and
+# characters, as the real UMT5 vocabulary splits rare words.
+_WORDS = (
+    "a an the of on in at under over with and to is it its cat cats dog bird horse car road "
+    "street city garden beach sunset sky cloud tree branch grass moon night day light water "
+    "waves rocks table coffee cup walks walk runs run rides sits drives red small long busy "
+    "wooden soft astronaut people"
+).split()
+_SUFFIXES = ("s", "y", "ed", "ing", "er", "ly")
+_CHARACTERS = ("abcdefghijklmnopqrstuvwxyz" "ABCDEFGHIJKLMNOPQRSTUVWXYZ" "0123456789" ",.!?;:'\"-()/&")
+_SPECIALS = ("<pad>", "</s>", "<unk>")  # ids 0, 1, 2, as in UMT5
+
+
+def _vocabulary() -> list[tuple[str, float]]:
+    """(piece, log-probability) pairs; longer known pieces score higher than spelling out."""
+    vocab = [(special, 0.0) for special in _SPECIALS]
+    vocab += [("\u2581" + word, -4.0) for word in _WORDS]
+    vocab += [(suffix, -6.0) for suffix in _SUFFIXES]
+    vocab += [("\u2581", -8.0)]
+    vocab += [(char, -10.0) for char in _CHARACTERS]
+    vocab += [("\u2581" + char, -9.0) for char in _CHARACTERS]
+    return vocab
 
 
 @dataclass(frozen=True)
@@ -44,17 +53,14 @@ class TinyConfig:
 
 
 def build_tokenizer():
-    """A Unigram tokenizer with UMT5's special tokens (<pad>=0, </s>=1, <unk>=2), trained here."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    """A Unigram tokenizer with UMT5's special tokens (<pad>=0, </s>=1, <unk>=2), the same on every build."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.Unigram())
+    tok = Tokenizer(models.Unigram(_vocabulary(), unk_id=_SPECIALS.index("<unk>")))
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
-    trainer = trainers.UnigramTrainer(vocab_size=160, special_tokens=["<pad>", "</s>", "<unk>"],
-                                      unk_token="<unk>", shrinking_factor=0.75)
-    tok.train_from_iterator(_CORPUS, trainer=trainer)
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
                                    unk_token="<unk>", model_max_length=512)
