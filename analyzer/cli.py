@@ -6,13 +6,14 @@
 
 from __future__ import annotations
 
+from concurrent.futures.process import BrokenProcessPool
+
 import click
 
+from analyzer.choices import ANIMATION_FORMATS, IMAGE_FORMATS, NORMALISATIONS, OUTPUT_KINDS
 from analyzer.errors import AnalyzerError
 from shared.cli import default_group
 from shared.store import StoreError
-
-_NORMALISATIONS = ("global", "per-step", "per-frame", "per-word")
 
 
 def _fail(exc: Exception) -> click.ClickException:
@@ -41,12 +42,11 @@ def main():
 @click.option("--branch", default="cond", show_default=True, type=click.Choice(["cond", "uncond"]),
               help="Guidance branch: the prompt (cond) or the negative prompt (uncond).")
 @click.option("--outputs", default=None, metavar="LIST",
-              help="Only these outputs: steps, montage, animation, report, words, segmentation, padding, "
-                   "layers, heads. Default: all.")
-@click.option("--image-format", default="png", show_default=True, type=click.Choice(["png", "jpg", "webp"]))
-@click.option("--animation-format", default="gif", show_default=True, type=click.Choice(["gif", "webp"]))
+              help=f"Only these outputs: {', '.join(OUTPUT_KINDS)}. Default: all.")
+@click.option("--image-format", default="png", show_default=True, type=click.Choice(IMAGE_FORMATS))
+@click.option("--animation-format", default="gif", show_default=True, type=click.Choice(ANIMATION_FORMATS))
 @click.option("--normalize", "normalisation", default="global", show_default=True,
-              type=click.Choice(_NORMALISATIONS),
+              type=click.Choice(NORMALISATIONS),
               help="Colour scale of the word overlays: one for all (global), each step weighted alike "
                    "(per-step), each latent frame (per-frame) or each word (per-word) on its own.")
 @click.option("--sheet-frames", default=8, show_default=True, type=int, help="Frames shown in the contact sheets.")
@@ -68,6 +68,8 @@ def analyze_command(store, out_dir, quiet, **options):
         written = analyze(store, out_dir, progress=not quiet, encoder_processes=None, **options)
     except (StoreError, AnalyzerError) as exc:
         raise _fail(exc) from None
+    except BrokenProcessPool as exc:
+        raise _fail(f"a picture-encoding worker process died (out of memory, or killed): {exc}") from None
     if "report" in written:
         click.echo(str(written["report"]))
 

@@ -7,6 +7,7 @@ The montage and GIF are assembled with PIL from the rendered steps, never re-ren
 
 from __future__ import annotations
 
+import io
 import math
 
 import matplotlib
@@ -22,6 +23,8 @@ EXPERT_NAMES = {0: "high-noise expert", 1: "low-noise expert", -1: "expert unkno
 MAX_TOKEN_LABELS = 96
 COLORMAP = "viridis"
 COLORBAR_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
+ANIMATION_WIDTH = 800
+MONTAGE_WIDTH = 2400
 _LUT = (matplotlib.colormaps[COLORMAP](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
 
 
@@ -103,22 +106,39 @@ def thumbnail(image: Image.Image, max_width: int) -> Image.Image:
     return image.resize((max_width, height), Image.Resampling.BILINEAR)
 
 
-def save_step_picture(image: Image.Image, path, image_format: str, save: bool,
-                      panel_width: int | None) -> tuple[object, Image.Image | None]:
-    """Write one step's picture (if ``save``) and return (path or None, its montage panel or None).
+def save_step_picture(image: Image.Image, path, image_format: str, save: bool, montage_width: int | None,
+                      animation: bool) -> tuple[object, Image.Image | None, bytes | None]:
+    """Write one step's picture (if ``save``); return (path or None, montage panel or None, animation frame or None).
 
+    The montage panel is already at its cell size and the animation frame is a lightly
+    compressed PNG, so what the caller keeps per step is small whatever the number of steps.
     A job for :class:`analyzer.encoders.Encoders`: encoding is the costly part of a step.
     """
     from analyzer import output
 
     written = output.save_image(image, path, image_format) if save else None
-    return written, thumbnail(image, panel_width) if panel_width else None
+    panel = thumbnail(image, montage_width) if montage_width else None
+    frame = None
+    if animation:
+        buffer = io.BytesIO()
+        thumbnail(image, ANIMATION_WIDTH).save(buffer, format="PNG", compress_level=1)
+        frame = buffer.getvalue()
+    return written, panel, frame
 
 
-def montage(panels: list[Image.Image], labels: list[str], max_width: int = 2400) -> Image.Image:
+def montage_columns(count: int) -> int:
+    return max(1, math.ceil(math.sqrt(count)))
+
+
+def montage_cell_width(count: int, panel_width: int = ANIMATION_WIDTH, max_width: int = MONTAGE_WIDTH) -> int:
+    """Width of each cell of a montage of ``count`` panels: known before any step is drawn."""
+    return min(panel_width, max_width // montage_columns(count))
+
+
+def montage(panels: list[Image.Image], labels: list[str], max_width: int = MONTAGE_WIDTH) -> Image.Image:
     """All step images in one grid, each with its label above it."""
     count = len(panels)
-    columns = max(1, math.ceil(math.sqrt(count)))
+    columns = montage_columns(count)
     rows = math.ceil(count / columns)
     cell_w = min(max(p.width for p in panels), max_width // columns)
     scaled = [thumbnail(p, cell_w) for p in panels]

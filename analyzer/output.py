@@ -11,9 +11,6 @@ from PIL import Image
 
 from analyzer.errors import AnalyzerError
 
-IMAGE_FORMATS = ("png", "jpg", "webp")
-ANIMATION_FORMATS = ("gif", "webp")
-
 # The classic names, kept from the original WAN attention-visualization feature.
 REPORT = "attention_analysis_report.md"
 MONTAGE = "attention_montage"
@@ -35,11 +32,14 @@ def prepare_directory(path: str | Path, overwrite: bool) -> Path:
     files in the directory are left alone (we never delete what we did not write).
     """
     out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise AnalyzerError(f"output {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise AnalyzerError(f"output directory {out} is not empty; choose another or pass --overwrite")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        if out.exists() and not out.is_dir():
+            raise AnalyzerError(f"output {out} exists and is not a directory")
+        if out.is_dir() and any(out.iterdir()) and not overwrite:
+            raise AnalyzerError(f"output directory {out} is not empty; choose another or pass --overwrite")
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a read-only or virtual file system, no permission, a missing drive
+        raise AnalyzerError(f"cannot use output directory {out}: {exc.strerror or exc}") from None
     return out
 
 
@@ -64,27 +64,40 @@ def save_figure(figure: Figure, path: Path, image_format: str, dpi: int = 100) -
         return save_image(image.convert("RGB"), path, image_format)
 
 
-def save_animation(frames: list[Image.Image], path: Path, animation_format: str, frame_ms: int) -> Path:
-    """Write frames as a looping animation, one frame each (GIF frames share one 256-colour palette)."""
+def _image(frame: Image.Image | bytes) -> Image.Image:
+    """A frame given as an image or as encoded bytes (what the step pass keeps to stay small)."""
+    if isinstance(frame, Image.Image):
+        return frame
+    with Image.open(io.BytesIO(frame)) as image:
+        return image.convert("RGB")
+
+
+def save_animation(frames: list[Image.Image | bytes], path: Path, animation_format: str, frame_ms: int) -> Path:
+    """Write frames (images or encoded images) as a looping animation (GIF frames share one 256-colour palette).
+
+    Encoded frames are decoded one at a time; a GIF holds them only in palette mode.
+    """
     target = path.with_name(f"{path.name}.{animation_format}")
     if animation_format == "gif":
         palette = shared_palette(frames)
-        frames = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
+        frames = [_image(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
         frames[0].save(target, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms,
                        loop=0, optimize=False, disposal=1)
     else:
+        frames = [_image(f) for f in frames]
         frames[0].save(target, format="WEBP", save_all=True, append_images=frames[1:], duration=frame_ms,
                        loop=0, quality=80, method=0)
     return target
 
 
-def shared_palette(frames: list[Image.Image], samples: int = PALETTE_SAMPLES) -> Image.Image:
+def shared_palette(frames: list[Image.Image | bytes], samples: int = PALETTE_SAMPLES) -> Image.Image:
     """A 256-colour palette (fast octree) of a strip of up to ``samples`` frames spread over the animation.
 
     Mapping every frame onto one palette costs a third of building a palette per frame,
     and the frames of one animation share their colours (one video, one colour map).
     """
-    picked = [frames[round(i)] for i in np.unique(np.linspace(0, len(frames) - 1, min(samples, len(frames))).round())]
+    spread = np.unique(np.linspace(0, len(frames) - 1, min(samples, len(frames))).round())
+    picked = [_image(frames[round(i)]) for i in spread]
     strip = Image.new("RGB", (sum(f.width for f in picked), max(f.height for f in picked)))
     x = 0
     for frame in picked:

@@ -12,12 +12,15 @@ from matplotlib import colormaps
 from PIL import Image, ImageDraw
 
 from analyzer import text
+from analyzer.choices import NORMALISATIONS
 from analyzer.fonts import font
 
-NORMALISATIONS = ("global", "per-step", "per-frame", "per-word")
 OVERLAY_ALPHA = 0.65
 _HEAT_LUT = (colormaps["turbo"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.float32)
-_SEGMENT_COLOURS = (np.asarray([colormaps["tab20"](i)[:3] for i in range(20)]) * 255).astype(np.uint8)
+# 60 distinct colours; beyond that they repeat, and the legend says so
+_SEGMENT_COLOURS = (np.asarray([colormaps[name](i)[:3] for name in ("tab20", "tab20b", "tab20c") for i in range(20)])
+                    * 255).astype(np.uint8)
+SEGMENT_COLOUR_COUNT = len(_SEGMENT_COLOURS)
 
 
 def normalise(maps: np.ndarray, mode: str) -> np.ndarray:
@@ -89,9 +92,14 @@ def segment_colour(unit: int) -> tuple[int, int, int]:
 
 
 def segment_overlay(frame: np.ndarray, winners: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``frame`` with each location tinted by the colour of its winning unit (nearest upsampling)."""
-    image = Image.fromarray(winners.astype(np.uint8), mode="L").resize(size, Image.Resampling.NEAREST)
-    colours = _SEGMENT_COLOURS[np.asarray(image) % len(_SEGMENT_COLOURS)].astype(np.float32)
+    """``frame`` with each location tinted by the colour of its winning unit (nearest upsampling).
+
+    Colours are looked up on the latent grid and the RGB picture is resized, so any number
+    of units works (an 8-bit index picture would wrap above 256).
+    """
+    latent_colours = _SEGMENT_COLOURS[np.asarray(winners, dtype=np.int64) % len(_SEGMENT_COLOURS)]
+    image = Image.fromarray(np.ascontiguousarray(latent_colours), mode="RGB").resize(size, Image.Resampling.NEAREST)
+    colours = np.asarray(image).astype(np.float32)
     return np.clip(frame.astype(np.float32) * 0.45 + colours * 0.55 + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -139,11 +147,18 @@ def legend_strip(labels: list[str], width: int) -> Image.Image:
             x, y = 6, y + line_h
         entries.append((unit, shown, x, y))
         x += entry_w
+    note = None
+    if len(labels) > SEGMENT_COLOUR_COUNT:
+        note = (f"{len(labels)} words, {SEGMENT_COLOUR_COUNT} colours: colours repeat every "
+                f"{SEGMENT_COLOUR_COUNT} words")
+        y += line_h
     strip = Image.new("RGB", (width, y + line_h + 4), "white")
     draw = ImageDraw.Draw(strip)
     for unit, shown, ex, ey in entries:
         draw.rectangle((ex, ey + 2, ex + 14, ey + 16), fill=segment_colour(unit), outline="black")
         draw.text((ex + 20, ey + 1), shown, fill="black", font=label_font)
+    if note is not None:
+        draw.text((6, y + 1), note, fill="black", font=label_font)
     return strip
 
 

@@ -25,7 +25,7 @@ def padding_figure(step_indices: list[int], padding: np.ndarray, layer_blocks: l
         image = axes[1].imshow(padding.T, aspect="auto", interpolation="nearest", cmap="magma",
                                extent=(-0.5, len(step_indices) - 0.5, len(layer_blocks) - 0.5, -0.5))
         axes[1].set_xticks(range(len(step_indices)), [str(i) for i in step_indices], fontsize=7)
-        axes[1].set_yticks(range(len(layer_blocks)), [_block_label(b) for b in layer_blocks], fontsize=7)
+        axes[1].set_yticks(range(len(layer_blocks)), [text.block_label(b, "block ") for b in layer_blocks], fontsize=7)
         axes[1].set_xlabel("step")
         axes[1].set_ylabel("layer")
         figure.colorbar(image, ax=axes[1], label="padding mass")
@@ -40,7 +40,7 @@ def layer_profile_figure(profile: np.ndarray, layer_blocks: list[int], unit_labe
     ax = figure.subplots()
     image = ax.imshow(profile, aspect="auto", interpolation="nearest", cmap="viridis")
     ax.set_xticks(range(len(unit_labels)), [text.label(u, 16) for u in unit_labels], rotation=60, ha="right")
-    ax.set_yticks(range(len(layer_blocks)), [_block_label(b) for b in layer_blocks], fontsize=8)
+    ax.set_yticks(range(len(layer_blocks)), [text.block_label(b, "block ") for b in layer_blocks], fontsize=8)
     ax.set_xlabel("word")
     ax.set_ylabel("layer")
     ax.set_title("Layer profile: share of each layer's word attention")
@@ -56,16 +56,12 @@ def head_figure(entropy: np.ndarray, layer_blocks: list[int]) -> Figure:
     ax = figure.subplots()
     image = ax.imshow(entropy, aspect="auto", interpolation="nearest", cmap="viridis_r")
     ax.set_xticks(range(entropy.shape[1]), [str(h) for h in range(entropy.shape[1])], fontsize=7)
-    ax.set_yticks(range(len(layer_blocks)), [_block_label(b) for b in layer_blocks], fontsize=7)
+    ax.set_yticks(range(len(layer_blocks)), [text.block_label(b, "block ") for b in layer_blocks], fontsize=7)
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     ax.set_title("Head entropy over all keys (nats; lower = more focused)")
     figure.colorbar(image, ax=ax, label="mean entropy (nats)")
     return figure
-
-
-def _block_label(block: int) -> str:
-    return "mean of layers" if block < 0 else f"block {block}"
 
 
 def draw_and_save(draw, args: tuple, path, image_format: str):

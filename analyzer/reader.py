@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -69,9 +70,14 @@ class StoreView:
     def __init__(self, location: str | os.PathLike, branch: str = schema.BRANCH_COND):
         self.location = os.fspath(location)
         self.root = open_store(self.location)  # StoreError on anything that is not a readable store
-        self.attrs: dict = self.root.attrs.asdict()
-        self.record_options: dict = self.attrs.get(Attr.RECORD_OPTIONS) or {}
-        self.branches: list[str] = list(self.record_options.get(RecordOption.BRANCHES, [schema.BRANCH_COND]))
+        with self._attribute("(root attributes)"):
+            self.attrs: dict = self.root.attrs.asdict()
+        with self._attribute(Attr.RECORD_OPTIONS):
+            self.record_options: dict = dict(self.attrs.get(Attr.RECORD_OPTIONS) or {})
+            branches = self.record_options.get(RecordOption.BRANCHES, [schema.BRANCH_COND])
+            if isinstance(branches, str):
+                raise ValueError(f"branches is the string {branches!r}, not a list")
+            self.branches: list[str] = [str(b) for b in branches]
         if branch not in self.branches:
             raise AnalyzerError(f"branch {branch!r} was not recorded; this store has {', '.join(self.branches)}")
         self.branch = branch
@@ -84,30 +90,69 @@ class StoreView:
         self.grid: tuple[int, int, int] = (frames, height, width)
 
         self.steps = self._read_steps(n_steps)
-        self.layer_blocks: list[int] = [int(b) for b in self.root[schema.LAYER_BLOCK.path][:]]
+        self.layer_blocks: list[int] = [int(b) for b in self._read_array(self.root[schema.LAYER_BLOCK.path],
+                                                                          schema.LAYER_BLOCK.path)]
         if len(self.layer_blocks) != n_layers:
             raise AnalyzerError(f"{self.location}: layers/block has {len(self.layer_blocks)} entries but "
                                 f"{schema.attention(branch).path} has {n_layers} layers")
 
-        battrs = self.root[branch].attrs.asdict()
-        self.prompt: str = str(battrs[BranchAttr.PROMPT])
-        self.tokens: list[str] = [str(t) for t in battrs[BranchAttr.TOKENS]]
+        with self._attribute(f"{branch} (group attributes)"):
+            battrs = self.root[branch].attrs.asdict()
+        with self._attribute(f"{branch}/{BranchAttr.PROMPT}"):
+            self.prompt: str = str(battrs[BranchAttr.PROMPT])
+        with self._attribute(f"{branch}/{BranchAttr.TOKENS}"):
+            raw_tokens = battrs[BranchAttr.TOKENS]
+            if isinstance(raw_tokens, str):
+                raise ValueError(f"a string, not a list: {raw_tokens[:40]!r}")
+            self.tokens: list[str] = [str(t) for t in raw_tokens]
         if len(self.tokens) != n_tokens:
             raise AnalyzerError(f"{self.location}: group {branch} names {len(self.tokens)} tokens but its "
                                 f"attention has {n_tokens}")
-        self.words = self._read_words(battrs[BranchAttr.WORDS], n_tokens)
-        self.num_keys = int(battrs[BranchAttr.NUM_KEYS])
+        with self._attribute(f"{branch}/{BranchAttr.WORDS}"):
+            self.words = self._read_words(battrs[BranchAttr.WORDS], n_tokens)
+        with self._attribute(f"{branch}/{BranchAttr.NUM_KEYS}"):
+            self.num_keys = int(battrs[BranchAttr.NUM_KEYS])
 
-        grid_attrs = self.attrs.get(Attr.LATENT_GRID) or {}
-        declared = tuple(grid_attrs.get(k) for k in (GridKey.FRAMES, GridKey.HEIGHT, GridKey.WIDTH))
+        with self._attribute(Attr.LATENT_GRID):
+            grid_attrs = dict(self.attrs.get(Attr.LATENT_GRID) or {})
+            declared = tuple(grid_attrs.get(k) for k in (GridKey.FRAMES, GridKey.HEIGHT, GridKey.WIDTH))
         if declared != self.grid:
             raise AnalyzerError(f"{self.location}: latent_grid says {declared} but the attention grid is {self.grid}")
-        spans = grid_attrs.get(GridKey.PIXEL_FRAMES) or latent.pixel_frames_of_latent(frames)
-        self.pixel_frames: list[tuple[int, int]] = [(int(a), int(b)) for a, b in spans]
+        with self._attribute(f"{Attr.LATENT_GRID}.{GridKey.PIXEL_FRAMES}"):
+            spans = grid_attrs.get(GridKey.PIXEL_FRAMES)
+            if not spans:
+                factor = int(grid_attrs.get(GridKey.VAE_SCALE_TEMPORAL) or 4)
+                spans = latent.pixel_frames_of_latent(frames, factor)
+            self.pixel_frames: list[tuple[int, int]] = [(int(a), int(b)) for a, b in spans]
+            if len(self.pixel_frames) != frames:
+                raise ValueError(f"{len(self.pixel_frames)} spans for {frames} latent frames")
+
+    @contextmanager
+    def _attribute(self, name: str):
+        """Turn a malformed attribute (wrong type, missing key, bad shape) into one AnalyzerError naming it."""
+        try:
+            yield
+        except AnalyzerError:
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+            reason = f"missing key {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())
+            raise AnalyzerError(f"{self.location}: attribute {name} is malformed: {reason}") from None
+
+    def _read_array(self, array, name: str, selection=slice(None), what: str = "") -> np.ndarray:
+        """Read ``array[selection]``; a corrupt or unreadable chunk becomes an AnalyzerError naming it."""
+        try:
+            if isinstance(selection, tuple) and len(selection) == 2 and not isinstance(selection[1], slice):
+                return array.get_orthogonal_selection(selection)
+            return array[selection]
+        except Exception as exc:  # zarr and its codecs raise many types (RuntimeError from blosc, ValueError, OSError)
+            where = f" {what}" if what else ""
+            raise AnalyzerError(f"{self.location}: cannot read {name}{where}: {type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())}") from None
 
     def _read_steps(self, n_steps: int) -> list[Step]:
-        arrays = {spec.path: self.root[spec.path][:] for spec in schema.STEP_ARRAYS}
-        stride = int(self.record_options.get(RecordOption.STEP_STRIDE, 1) or 1)
+        arrays = {spec.path: self._read_array(self.root[spec.path], spec.path) for spec in schema.STEP_ARRAYS}
+        with self._attribute(f"{Attr.RECORD_OPTIONS}.{RecordOption.STEP_STRIDE}"):
+            stride = int(self.record_options.get(RecordOption.STEP_STRIDE, 1) or 1)
         steps = []
         for p in range(n_steps):
             index = int(arrays[schema.STEP_INDEX.path][p])
@@ -123,8 +168,12 @@ class StoreView:
         return steps
 
     def _read_words(self, raw_words: list, n_tokens: int) -> list[Word]:
+        if not isinstance(raw_words, (list, tuple)):
+            raise TypeError(f"expected a list of words, got {type(raw_words).__name__}")
         words = []
         for i, raw in enumerate(raw_words):
+            if not isinstance(raw, dict):
+                raise TypeError(f"word {i} is a {type(raw).__name__}, not a mapping")
             tokens = tuple(int(t) for t in raw.get("tokens", ()))
             if not tokens or any(not 0 <= t < n_tokens for t in tokens):
                 raise AnalyzerError(f"{self.location}: word {i} of group {self.branch} has token indices "
@@ -149,8 +198,10 @@ class StoreView:
     def read_raw(self, step: Step, layers: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """The selected layer entries of one step as stored: attention (L, Q, T) and padding (L, Q), float16."""
         layer_sel = _as_selection(layers, len(self.layer_blocks))
-        att = _read(self.attention, step.position, layer_sel)
-        pad = _read(self.padding, step.position, layer_sel)
+        where = f"at step {step.index} (branch {self.branch})"
+        att = self._read_array(self.attention, schema.attention(self.branch).path, (step.position, layer_sel), where)
+        pad = self._read_array(self.padding, schema.padding_mass(self.branch).path, (step.position, layer_sel),
+                               where)
         return att.reshape(att.shape[0], -1, att.shape[-1]), pad.reshape(pad.shape[0], -1)
 
     def reduce(self, step: Step, att: np.ndarray, pad: np.ndarray) -> StepData:
@@ -177,6 +228,10 @@ class StoreView:
             raise AnalyzerError(f"{self.location}: step {step.index} is marked complete but its "
                                 f"{self.branch} attention holds NaN")
         layer_padding = pad.sum(axis=1, dtype=np.float64) / n_queries
+        # NaN (a padding chunk never written) and inf survive the sums over queries
+        if not np.isfinite(layer_padding).all():
+            raise AnalyzerError(f"{self.location}: step {step.index} is marked complete but its "
+                                f"{self.branch} padding_mass holds NaN")
         padding = np.add.reduce(pad, axis=0, dtype=np.float32) / np.float32(n_layers)
         return StepData(step, total, padding, layer_token_mass, layer_padding)
 
@@ -192,12 +247,13 @@ class StoreView:
                            ("token_mass", schema.head_token_mass(self.branch)),
                            ("padding", schema.head_padding_mass(self.branch))):
             array = self.root[spec.path]
-            out[name] = np.stack([np.asarray(_read(array, p, layer_sel), dtype=np.float64) for p in positions])
+            out[name] = np.stack([np.asarray(self._read_array(array, spec.path, (p, layer_sel), f"at position {p}"),
+                                             dtype=np.float64) for p in positions])
         return out
 
     def read_video_frame(self, index: int) -> np.ndarray:
         """One decoded RGB frame (height, width, 3) uint8; all zeros until the recorder wrote the video."""
-        return self.video[index]
+        return self._read_array(self.video, schema.VIDEO.path, index, f"frame {index}")
 
     @property
     def num_video_frames(self) -> int:
@@ -209,12 +265,6 @@ def _as_selection(layers: list[int], total: int):
     if layers == list(range(layers[0], layers[0] + len(layers))):
         return slice(layers[0], layers[0] + len(layers))
     return np.asarray(layers)
-
-
-def _read(array, position: int, layer_sel) -> np.ndarray:
-    if isinstance(layer_sel, slice):
-        return array[position, layer_sel]
-    return array.get_orthogonal_selection((position, layer_sel))
 
 
 def iter_steps(view: StoreView, steps: list[Step], layers: list[int], ahead: int = 3) -> Iterator[StepData]:

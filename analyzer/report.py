@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from analyzer.selection import ranges
+from analyzer.text import block_label
 from analyzer.text import markdown as md
 from shared.schema import Attr, GridKey
 
@@ -23,7 +24,10 @@ DEFINITIONS = [
      "averaged over the analysed layers (and over the recorded heads, as stored)."),
     ("Token mass", "m_t = (1/Q) \u2211_q A[q, t], the mean attention token t receives over the Q queries of a step; "
      "its share is m_t / \u2211_t' m_t'."),
-    ("Word mass", "the sum of the token masses of the word's sub-word tokens, m_w = \u2211_{t \u2208 w} m_t."),
+    ("Word mass", "the sum of the token masses of the word's sub-word tokens, m_w = \u2211_{t \u2208 w} m_t. "
+     "A word's map is likewise the sum of its tokens' maps, so a word the tokenizer splits into many "
+     "sub-word tokens collects more mass than a one-token word whose tokens are attended alike; compare "
+     "words of different token counts with that in mind (the Tokens column shows the split)."),
     ("Text entropy", "H = (1/Q) \u2211_q H_q with H_q = \u2212\u2211_t p_qt ln p_qt and "
      "p_qt = A[q, t] / \u2211_t' A[q, t'], "
      "in nats: how spread each query's attention over the text tokens is (0 = one token, ln T = uniform)."),
@@ -114,7 +118,7 @@ def build_report(analysis, written: dict, root: Path) -> list[str]:
         ["Status", status],
         ["Versions", _dict_line(attrs.get(Attr.VERSIONS) or {})],
         ["Record options", _dict_line(attrs.get(Attr.RECORD_OPTIONS) or {})],
-        ["Layers analysed", md(", ".join("mean of layers" if b < 0 else str(b) for b in analysis.layer_blocks))],
+        ["Layers analysed", md(", ".join(block_label(b) for b in analysis.layer_blocks))],
         ["Text tokens", f"{len(tokens)} real tokens of {view.num_keys} keys"],
     ]
     lines += _table(["Field", "Value"], header)
@@ -164,6 +168,19 @@ def build_report(analysis, written: dict, root: Path) -> list[str]:
         rows.append([str(s.index)] + [f"{token_cell(t)} ({_f(s.token_mass[t] / step_total)})" for t in top])
     lines += _table(["Step", "1st (share)", "2nd (share)", "3rd (share)"][: 1 + min(3, len(tokens))], rows)
 
+    lines += ["### Top words per step", "", "Word mass m_w of each analysed step (see Word mass above); "
+              "the share is of the step's total token mass.", ""]
+    membership = np.zeros((len(tokens), len(view.words)))
+    for w in view.words:
+        membership[list(w.tokens), w.index] = 1.0
+    rows = []
+    for s in stats.steps:
+        word_mass = s.token_mass @ membership
+        top = np.argsort(-word_mass, kind="stable")[:3]
+        step_total = max(s.token_mass.sum(), 1e-30)
+        rows.append([str(s.index)] + [f"{md(view.words[w].text)} ({_f(word_mass[w] / step_total)})" for w in top])
+    lines += _table(["Step", "1st (share)", "2nd (share)", "3rd (share)"][: 1 + min(3, len(view.words))], rows)
+
     lines += ["## Step evolution", ""]
     rows = [[str(s.index), _f(s.timestep, 2), _f(s.sigma), str(s.expert), _f(s.text_entropy),
              token_cell(s.top_token), _f(s.top_share), _f(s.padding), _f(s.change)] for s in stats.steps]
@@ -204,7 +221,7 @@ def build_report(analysis, written: dict, root: Path) -> list[str]:
     lines += ["## Padding mass", ""]
     padding = stats.padding_by_step_layer()
     lines += [f"Mean padding mass over the analysed steps and layers: {_f(float(padding.mean()))}.", ""]
-    rows = [["mean of layers" if b < 0 else str(b), _f(float(padding[:, i].mean())), _f(float(padding[:, i].min())),
+    rows = [[block_label(b), _f(float(padding[:, i].mean())), _f(float(padding[:, i].min())),
              _f(float(padding[:, i].max()))] for i, b in enumerate(analysis.layer_blocks)]
     lines += _table(["Layer", "Mean", "Min over steps", "Max over steps"], rows)
 
@@ -213,7 +230,7 @@ def build_report(analysis, written: dict, root: Path) -> list[str]:
         rows = []
         for i, b in enumerate(analysis.layer_blocks):
             best = int(np.argmax(analysis.layer_profile[i]))
-            rows.append([str(b), md(units[best].label), _f(float(analysis.layer_profile[i, best]))]
+            rows.append([block_label(b), md(units[best].label), _f(float(analysis.layer_profile[i, best]))]
                         + [_f(float(v)) for v in analysis.layer_profile[i]])
         lines += _table(["Layer", "Top word", "Its share"] + [md(u.label) for u in units], rows)
 
@@ -221,7 +238,7 @@ def build_report(analysis, written: dict, root: Path) -> list[str]:
     heads = analysis.heads
     if heads:
         def head_rows(selected):
-            return [[str(rank), "mean" if h.layer_block < 0 else str(h.layer_block), str(h.head), _f(h.entropy),
+            return [[str(rank), block_label(h.layer_block), str(h.head), _f(h.entropy),
                      _f(h.padding), token_cell(h.top_token), _f(h.top_token_mass)] for rank, h in selected]
 
         head_header = ["Rank", "Layer", "Head", "Entropy", "Padding mass", "Top token", "Its mass"]

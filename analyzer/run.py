@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections import deque
+from contextlib import ExitStack
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -21,14 +22,13 @@ import numpy as np
 from tqdm import tqdm
 
 from analyzer import output
+from analyzer.choices import ANIMATION_FORMATS, IMAGE_FORMATS, NORMALISATIONS, OUTPUT_KINDS
 from analyzer.encoders import Encoders
 from analyzer.errors import AnalyzerError
 from analyzer.heads import HeadStat, rank_heads
 from analyzer.reader import Step, StoreView, iter_steps
 from analyzer.selection import Unit, select_layers, select_steps, select_units
 from analyzer.statistics import Accumulator
-
-OUTPUT_KINDS = ("steps", "montage", "animation", "report", "words", "segmentation", "padding", "layers", "heads")
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,8 @@ class Options:
         return kinds
 
     def check(self) -> None:
-        from analyzer.overlays import NORMALISATIONS
-
-        choices = (("image format", self.image_format, output.IMAGE_FORMATS),
-                   ("animation format", self.animation_format, output.ANIMATION_FORMATS),
+        choices = (("image format", self.image_format, IMAGE_FORMATS),
+                   ("animation format", self.animation_format, ANIMATION_FORMATS),
                    ("normalisation", self.normalisation, NORMALISATIONS))
         for what, value, allowed in choices:
             if value not in allowed:
@@ -138,13 +136,16 @@ def analyze(store_location: str | os.PathLike, out_dir: str | os.PathLike, **opt
     out = output.prepare_directory(out_dir, opts.overwrite)
 
     frames, height, width = view.grid
-    stats = Accumulator(frames * height * width, len(view.tokens), [u.tokens for u in units], opts.heatmap_rows)
+    stats = Accumulator(frames * height * width, len(view.tokens), [u.tokens for u in units], opts.heatmap_rows,
+                        step_normalised=opts.normalisation == "per-step")
     analysis = Analysis(view, opts, steps, layers, units, stats)
     written: dict = {}
 
     draw_steps = any(k in kinds for k in ("steps", "montage", "animation"))
-    with Encoders(_output_pixels(view, opts, kinds, len(steps), len(units)), opts.encoder_processes) as encoders:
-        panels = _stream_steps(analysis, kinds, out, encoders, written) if draw_steps else \
+    # the pool is shut down first, then the word views' scratch folder goes, even on error
+    with ExitStack() as scratch, \
+            Encoders(_output_pixels(view, opts, kinds, len(steps), len(units)), opts.encoder_processes) as encoders:
+        panels, frames_of_steps = _stream_steps(analysis, kinds, out, encoders, written) if draw_steps else \
             _stream_steps_without_pictures(analysis)
 
         # the word animations are the longest job: start them first, draw the rest meanwhile
@@ -156,7 +157,7 @@ def analyze(store_location: str | os.PathLike, out_dir: str | os.PathLike, **opt
             from analyzer.word_views import WordViews
 
             maps = overlays.normalise(stats.unit_maps(opts.normalisation).reshape(raw.shape), opts.normalisation)
-            word_views = WordViews(view, units, maps, winners, kinds, opts, out, encoders)
+            word_views = scratch.enter_context(WordViews(view, units, maps, winners, kinds, opts, out, encoders))
             del maps
 
         pending = {}
@@ -165,9 +166,9 @@ def analyze(store_location: str | os.PathLike, out_dir: str | os.PathLike, **opt
             pending["montage"] = encoders.submit(output.save_image, heatmaps.montage(panels, labels),
                                                  out / output.MONTAGE, opts.image_format)
         if "animation" in kinds:
-            pending["animation"] = encoders.submit(output.save_animation, panels, out / output.ANIMATION,
+            pending["animation"] = encoders.submit(output.save_animation, frames_of_steps, out / output.ANIMATION,
                                                    opts.animation_format, round(1000 / opts.step_fps))
-        panels = []
+        panels, frames_of_steps = [], []
 
         if "heads" in kinds or "report" in kinds:
             arrays = view.read_head_arrays([s.position for s in steps], layers)
@@ -201,50 +202,53 @@ def analyze(store_location: str | os.PathLike, out_dir: str | os.PathLike, **opt
     return written
 
 
-def _stream_steps(analysis: Analysis, kinds: list[str], out: Path, encoders: Encoders, written: dict) -> list:
-    """The streaming pass with the per-step pictures; returns the montage panels (empty if not wanted).
+def _stream_steps(analysis: Analysis, kinds: list[str], out: Path, encoders: Encoders,
+                  written: dict) -> tuple[list, list]:
+    """The streaming pass with the per-step pictures; returns the montage panels and the animation frames.
 
     Each step's picture is drawn here and encoded by ``encoders``; at most a few
-    pictures per worker wait to be encoded, so memory stays bounded whatever the steps.
+    pictures per worker wait to be encoded. What is kept per step is small: the montage
+    panel at its cell size (known from the number of steps) and the animation frame as a PNG.
     """
     from analyzer import heatmaps
 
     opts, stats = analysis.options, analysis.stats
     renderer = heatmaps.StepHeatmap(analysis.view.tokens, stats.row_starts, analysis.view.grid,
                                     _layer_label(analysis))
-    panel_width = 800 if "montage" in kinds or "animation" in kinds else None
+    montage_width = heatmaps.montage_cell_width(len(analysis.steps)) if "montage" in kinds else None
     jobs: deque = deque()
-    panels, paths = [], []
+    panels, frames, paths = [], [], []
 
     def collect(job) -> None:
-        path, panel = job.result()
+        path, panel, frame = job.result()
         if path is not None:
             paths.append(path)
         if panel is not None:
             panels.append(panel)
+        if frame is not None:
+            frames.append(frame)
 
-    for summary in _summaries(analysis):
-        image = renderer.render(stats.heatmaps[-1], heatmaps.step_title(summary.index, summary.timestep,
-                                                                        summary.expert))
+    for summary, heatmap in _summaries(analysis):
+        image = renderer.render(heatmap, heatmaps.step_title(summary.index, summary.timestep, summary.expert))
         jobs.append(encoders.submit(heatmaps.save_step_picture, image, out / output.STEP.format(index=summary.index),
-                                    opts.image_format, "steps" in kinds, panel_width))
+                                    opts.image_format, "steps" in kinds, montage_width, "animation" in kinds))
         while len(jobs) > 2 * max(encoders.workers, 1):
             collect(jobs.popleft())
     while jobs:
         collect(jobs.popleft())
     if "steps" in kinds:
         written["steps"] = paths
-    return panels
+    return panels, frames
 
 
-def _stream_steps_without_pictures(analysis: Analysis) -> list:
+def _stream_steps_without_pictures(analysis: Analysis) -> tuple[list, list]:
     for _ in _summaries(analysis):
         pass
-    return []
+    return [], []
 
 
 def _summaries(analysis: Analysis):
-    """Read every selected step once, add it to the statistics, yield its summary; shows the progress bar."""
+    """Read every selected step once, add it to the statistics, yield its summary and heatmap; shows progress."""
     bar = tqdm(total=len(analysis.steps), desc="wan-analyze", unit="step", file=sys.stderr,
                disable=not analysis.options.progress, leave=False)
     with bar:
@@ -268,9 +272,12 @@ def _output_pixels(view: StoreView, opts: Options, kinds: list[str], steps: int,
 
 
 def _layer_label(analysis: Analysis) -> str:
+    """The heatmaps' description of the layers shown."""
+    from analyzer.text import block_label
+
     blocks = analysis.layer_blocks
     if blocks == [-1]:
-        return "mean over layers (as recorded)"
+        return f"{block_label(-1)} (as recorded)"
     if len(blocks) == 1:
         return f"layer: block {blocks[0]}"
     return f"mean over {len(blocks)} layers (blocks {blocks[0]}..{blocks[-1]})"

@@ -26,12 +26,19 @@ class Unit:
     index: int  # word index or token index
 
 
-def parse_numbers(spec: str | Iterable[int] | None, what: str) -> list[int] | None:
-    """"0,3,10-12" (or a list of ints) -> [0, 3, 10, 11, 12]; None stays None."""
+def parse_numbers(spec: str | Iterable[int] | None, what: str,
+                  available: Iterable[int] | None = None) -> list[int] | None:
+    """"0,3,10-12" (or a list of ints) -> [0, 3, 10, 11, 12]; None stays None.
+
+    With ``available``, a range stands for the available values inside it ("0-999999999"
+    never builds a billion numbers) and must hold at least one; single numbers are
+    returned as given, for the caller to say which are missing.
+    """
     if spec is None:
         return None
     if not isinstance(spec, str):
         return [int(v) for v in spec]
+    known = sorted(set(available)) if available is not None else None
     numbers: list[int] = []
     for part in (p.strip() for p in spec.split(",")):
         if not part:
@@ -40,7 +47,15 @@ def parse_numbers(spec: str | Iterable[int] | None, what: str) -> list[int] | No
         if match is None:
             raise AnalyzerError(f"cannot read {what} {part!r}: use numbers and ranges like 0,5,10-20")
         first, last = int(match.group(1)), int(match.group(2) or match.group(1))
-        numbers.extend(range(first, last + 1))
+        if known is None:
+            numbers.extend(range(first, last + 1))
+        elif match.group(2) is None:
+            numbers.append(first)
+        else:
+            inside = [v for v in known if first <= v <= last]
+            if not inside:
+                raise AnalyzerError(f"no {what} in {part!r} was recorded; recorded: {ranges(known)}")
+            numbers.extend(inside)
     if not numbers:
         raise AnalyzerError(f"no {what} given in {spec!r}")
     return numbers
@@ -61,7 +76,7 @@ def ranges(values: list[int]) -> str:
 
 def select_steps(view: StoreView, spec: str | Iterable[int] | None) -> list[Step]:
     """The complete steps to analyse, in store order: all of them, or those whose pipeline index is named."""
-    wanted = parse_numbers(spec, "step")
+    wanted = parse_numbers(spec, "step", [s.index for s in view.steps])
     complete = view.complete_steps
     if wanted is None:
         if not complete:
@@ -82,7 +97,7 @@ def select_steps(view: StoreView, spec: str | Iterable[int] | None) -> list[Step
 
 def select_layers(view: StoreView, spec: str | Iterable[int] | None) -> list[int]:
     """Positions along the layer axis: all, or those of the named transformer blocks."""
-    wanted = parse_numbers(spec, "layer")
+    wanted = parse_numbers(spec, "layer", view.layer_blocks)
     if wanted is None:
         return list(range(len(view.layer_blocks)))
     if not view.layers_separate:

@@ -75,25 +75,28 @@ class StepSummary:
 class Accumulator:
     """Collects every summary of the analysis from a stream of :class:`StepData`."""
 
-    def __init__(self, num_queries: int, num_tokens: int, units: list[tuple[int, ...]], heatmap_rows: int):
+    def __init__(self, num_queries: int, num_tokens: int, units: list[tuple[int, ...]], heatmap_rows: int,
+                 step_normalised: bool = False):
+        """step_normalised: also keep the per-word maps of steps each scaled to its own maximum (``per-step``)."""
         self.num_queries = num_queries
         self.num_tokens = num_tokens
-        # membership of tokens in the per-word units, for the layer profile
+        # membership of tokens in the per-word units: the word maps and the layer profile
         self.units = units
         self.membership = np.zeros((num_tokens, len(units)), dtype=np.float32)
         for u, tokens in enumerate(units):
             self.membership[list(tokens), u] = 1.0
         self.row_starts = row_blocks(num_queries, heatmap_rows)
         self.steps: list[StepSummary] = []
-        self.heatmaps: list[np.ndarray] = []  # per step, (rows, T)
-        self.layer_token_mass: list[np.ndarray] = []  # per step, (L, T)
-        self.layer_padding: list[np.ndarray] = []  # per step, (L,)
+        self.layer_token_mass_sum: np.ndarray | None = None  # (L, T), summed over steps
+        self.layer_padding: list[np.ndarray] = []  # per step, (L,): small, drawn per step
         self.unit_sum = np.zeros((len(units), num_queries), dtype=np.float64)
-        self.unit_step_normalised_sum = np.zeros((len(units), num_queries), dtype=np.float64)
+        self.unit_step_normalised_sum = (np.zeros((len(units), num_queries), dtype=np.float64)
+                                         if step_normalised else None)
         self.wins = np.zeros((num_queries, num_tokens), dtype=np.int32)
         self._previous: np.ndarray | None = None
 
-    def add(self, data: StepData) -> StepSummary:
+    def add(self, data: StepData) -> tuple[StepSummary, np.ndarray]:
+        """Take one step; return its summary and its heatmap (rows, T), which is not kept."""
         a = data.attention  # (Q, T) float32
         a_log_a = a * np.log(np.maximum(a, _TINY))
         query_total = a.sum(axis=1, dtype=np.float64)
@@ -111,14 +114,16 @@ class Accumulator:
                            / max(self._previous.sum(dtype=np.float64), 1e-30))
         self._previous = a
 
-        by_token = np.ascontiguousarray(a.T)  # (T, Q): summing whole rows is the fast direction
-        units = np.stack([by_token[list(tokens)].sum(axis=0) for tokens in self.units])  # (U, Q)
+        units = (a @ self.membership).T  # (U, Q): each word's map is the sum of its tokens' maps
         self.unit_sum += units
-        step_max = float(units.max()) if units.size else 0.0
-        if step_max > 0:
-            self.unit_step_normalised_sum += units / step_max
-        self.heatmaps.append(downsample_rows(a, self.row_starts).astype(np.float32))
-        self.layer_token_mass.append(data.layer_token_mass)
+        if self.unit_step_normalised_sum is not None:
+            step_max = float(units.max()) if units.size else 0.0
+            if step_max > 0:
+                self.unit_step_normalised_sum += units / step_max
+        heatmap = downsample_rows(a, self.row_starts).astype(np.float32)
+        if self.layer_token_mass_sum is None:
+            self.layer_token_mass_sum = np.zeros_like(data.layer_token_mass, dtype=np.float64)
+        self.layer_token_mass_sum += data.layer_token_mass
         self.layer_padding.append(data.layer_padding)
 
         step = data.step
@@ -126,7 +131,7 @@ class Accumulator:
                               text_entropy, spatial_entropy, float(data.padding.mean(dtype=np.float64)), change,
                               win_share)
         self.steps.append(summary)
-        return summary
+        return summary, heatmap
 
     # --- results over all analysed steps ------------------------------------------------
     @property
@@ -160,12 +165,14 @@ class Accumulator:
     def unit_maps(self, normalisation: str) -> np.ndarray:
         """(U, Q) per-word maps over the analysed steps, before any per-frame scaling."""
         if normalisation == "per-step":
+            if self.unit_step_normalised_sum is None:
+                raise ValueError("per-step maps were not kept: build the Accumulator with step_normalised=True")
             return self.unit_step_normalised_sum / max(self.count, 1)
         return self.unit_sum / max(self.count, 1)
 
     def layer_profile(self) -> np.ndarray:
         """(L, T) mean over steps of each layer's token mass."""
-        return np.mean(self.layer_token_mass, axis=0)
+        return self.layer_token_mass_sum / max(self.count, 1)
 
     def padding_by_step_layer(self) -> np.ndarray:
         """(S, L) mean padding mass of each step and layer."""

@@ -10,12 +10,17 @@ import re
 
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~#$])")
+# C0 and C1 controls (ESC starts terminal escape sequences) and the bidirectional overrides
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# what Markdown renderers turn into links by themselves: scheme:// and www.
+_AUTOLINK = re.compile(r"(?<=:)(?=//)|(?<=\bwww)(?=\.)", re.IGNORECASE)
+_ZERO_WIDTH_SPACE = "\u200b"
 _WORD_START = "\u2581"
 
 
 def one_line(text: object) -> str:
-    """``text`` as a single line: every run of whitespace (newlines included) becomes one space."""
-    return " ".join(str(text).split())
+    """``text`` as a single printable line: runs of whitespace become one space, control characters go."""
+    return _CONTROL_CHARS.sub("", " ".join(str(text).split()))
 
 
 def file_stem(text: str, index: int, prefix: str, max_length: int = 32) -> str:
@@ -29,20 +34,26 @@ def file_stem(text: str, index: int, prefix: str, max_length: int = 32) -> str:
 
 
 def markdown(text: object) -> str:
-    """``text`` escaped for a Markdown paragraph or table cell, on one line."""
-    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", one_line(text))
-    return escaped.replace("<", "&lt;").replace(">", "&gt;")
+    """``text`` escaped for a Markdown paragraph or table cell, on one line, with no link of its own.
+
+    "&" goes first, so an entity in the text ("&lt;b&gt;") shows as typed instead of as
+    markup; bare URLs get a zero-width space after "scheme:" (or "www") so no renderer links them.
+    """
+    line = one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _AUTOLINK.sub(_ZERO_WIDTH_SPACE, _MARKDOWN_SPECIAL.sub(r"\\\1", line))
 
 
 def label(text: object, max_length: int = 40) -> str:
-    """``text`` for a matplotlib label: one line, shortened, and "$" escaped so mathtext never parses it."""
-    line = one_line(text)
-    if len(line) > max_length:
-        line = line[: max_length - 1] + "\u2026"
-    return line.replace("$", r"\$")
+    """``text`` for a matplotlib label: :func:`plain_label`, with "$" escaped so mathtext never parses it."""
+    return plain_label(text, max_length).replace("$", r"\$")
 
 
 def plain_label(text: object, max_length: int = 40) -> str:
     """``text`` for a picture drawn by PIL (no markup language there): one line, shortened."""
     line = one_line(text)
     return line if len(line) <= max_length else line[: max_length - 1] + "\u2026"
+
+
+def block_label(block: int, prefix: str = "") -> str:
+    """How a layer entry is named: "mean of layers" for a store that kept the mean, else ``prefix`` and the block."""
+    return "mean of layers" if block < 0 else f"{prefix}{block}"

@@ -92,23 +92,38 @@ class WordViews:
         directory = out / output.WORDS_DIR
         directory.mkdir(exist_ok=True)
         video = self.small
-        if encoders.workers:
-            self._scratch = tempfile.TemporaryDirectory(prefix="wan-analyze-")
-            video = os.path.join(self._scratch.name, "video.npy")
-            np.save(video, self.small)
-        frame_ms = round(1000 / opts.word_fps)
-        for u, unit in enumerate(units):
-            path = directory / text.file_stem(unit.label, u, unit.kind)
-            self._jobs.append(encoders.submit(write_word_animation, video, self.latent_of, self.sampled, maps[u],
-                                              unit.label, path, opts.animation_format, frame_ms))
+        try:
+            if encoders.workers:
+                self._scratch = tempfile.TemporaryDirectory(prefix="wan-analyze-")
+                video = os.path.join(self._scratch.name, "video.npy")
+                np.save(video, self.small)
+            frame_ms = round(1000 / opts.word_fps)
+            for u, unit in enumerate(units):
+                path = directory / text.file_stem(unit.label, u, unit.kind)
+                self._jobs.append(encoders.submit(write_word_animation, video, self.latent_of, self.sampled,
+                                                  maps[u], unit.label, path, opts.animation_format, frame_ms))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Remove the scratch folder (the video shared with worker processes); safe to call twice."""
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+
+    def __enter__(self) -> "WordViews":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
 
     def finish(self) -> dict:
         """Wait for the animations; write the contact sheet and the segmentation map. Returns paths by kind."""
         try:
             return self._finish()
         finally:
-            if self._scratch is not None:
-                self._scratch.cleanup()
+            self.close()
 
     def _finish(self) -> dict:
         if self.count == 0:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -123,3 +126,84 @@ def test_normalisations_and_formats(tmp_path, normalisation):
         # every latent frame on its own scale: even frames where "a" is weak are tinted
         frames = frames_of(written["words"][0])
         assert np.abs(frames[0][20:] - 128).mean() > 5
+
+
+def test_segmentation_colours_do_not_wrap():
+    """Above 256 words an 8-bit index wrapped (257 looked like 1); tab20 alone repeated every 20 words."""
+    from analyzer import overlays
+
+    frame = np.zeros((2, 4, 3), dtype=np.uint8)
+    tinted = overlays.segment_overlay(frame, np.array([[1, 257], [0, 20]]), (4, 2))
+    assert tinted[0, 0].tolist() == tinted[0, 1].tolist()  # one latent cell -> two pixels, one colour
+    assert tinted[0, 0].tolist() != tinted[0, 2].tolist()  # 1 vs 257
+    assert tinted[1, 0].tolist() != tinted[1, 2].tolist()  # 0 vs 20
+    assert overlays.SEGMENT_COLOUR_COUNT >= 60
+    assert len({overlays.segment_colour(u) for u in range(overlays.SEGMENT_COLOUR_COUNT)}) == \
+        overlays.SEGMENT_COLOUR_COUNT
+
+
+def test_segmentation_legend_says_when_colours_repeat():
+    from analyzer import overlays
+
+    few = overlays.legend_strip([f"w{i}" for i in range(overlays.SEGMENT_COLOUR_COUNT)], 4000)
+    many = overlays.legend_strip([f"w{i}" for i in range(overlays.SEGMENT_COLOUR_COUNT + 1)], 4000)
+    assert many.height > few.height  # the note's line
+
+
+def test_step_pass_keeps_small_panels():
+    """The montage panel is made at its cell size, the animation frame kept as a compressed PNG."""
+    from analyzer import heatmaps
+
+    image = Image.new("RGB", (900, 700), "white")
+    path, panel, frame = heatmaps.save_step_picture(image, None, "png", False,
+                                                    heatmaps.montage_cell_width(16), True)
+    assert path is None and panel.width == 2400 // 4 == heatmaps.montage_cell_width(16)
+    assert isinstance(frame, bytes) and len(frame) < 100_000
+    with Image.open(io.BytesIO(frame)) as decoded:
+        assert decoded.width == heatmaps.ANIMATION_WIDTH
+    assert heatmaps.montage_cell_width(1) == heatmaps.ANIMATION_WIDTH
+
+
+def test_many_steps_montage_and_animation(tmp_path):
+    from synthetic_store import owner_blocks
+
+    owners = owner_blocks(10, (2, 2, 2), [1, 2])
+    write_store(tmp_path / "store", small_spec(owners=owners))
+    written = analyze(tmp_path / "store", tmp_path / "out", progress=False, outputs="montage,animation",
+                      animation_format="webp")
+    with Image.open(written["animation"]) as animation:
+        assert animation.n_frames == 10 and animation.width <= 800
+    with Image.open(written["montage"]) as montage:
+        assert montage.width == 4 * (2400 // 4)
+
+
+def test_word_views_scratch_folder_removed_on_error(tmp_path):
+    """The video shared with worker processes lives in a scratch folder: gone even when the run fails."""
+    from concurrent.futures import Future
+
+    from analyzer.reader import StoreView
+    from analyzer.run import Options
+    from analyzer.selection import select_units
+    from analyzer.word_views import WordViews
+
+    class InPlaceWorkers:  # says it has workers, so the video goes to a scratch file, but runs jobs here
+        workers = 1
+
+        def submit(self, fn, *args):
+            future = Future()
+            future.set_result(fn(*args))
+            return future
+
+    write_store(tmp_path / "store", small_spec())
+    view = StoreView(tmp_path / "store")
+    units = select_units(view, None, None)
+    maps = np.zeros((len(units), *view.grid))
+    winners = np.zeros(view.grid, dtype=np.int64)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(RuntimeError, match="later failure"):
+        with WordViews(view, units, maps, winners, ["words"], Options(), tmp_path / "out", InPlaceWorkers()) as views:
+            scratch = views._scratch.name
+            assert (Path(scratch) / "video.npy").is_file()
+            raise RuntimeError("later failure")
+    assert not Path(scratch).exists()
+    views.close()  # twice is fine

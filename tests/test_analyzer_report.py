@@ -159,3 +159,20 @@ def test_header_definitions_and_links(analysed):
         assert re.search(rf"^- \*\*{name}\*\*: .*[=\u2211]", report, re.M), name
     assert "](token_segmentation.png)" in report and "](padding_mass.png)" in report
     assert "Missing steps: none." in report
+
+
+def test_top_words_per_step(analysed):
+    """Step 0: red 0.37, cat+s 0.205+0.04, a 0.205 of 0.9; step 1: cat+s 0.7+0.04, then a and red 0.04 each."""
+    _, report = analysed
+    rows = {r["Step"]: r for r in tables_under(report, "### Top words per step")[0]}
+    assert rows["0"]["1st (share)"] == f"red ({0.37 / 0.9:.4f})"
+    assert rows["0"]["2nd (share)"] == f"cats ({0.245 / 0.9:.4f})"
+    assert rows["0"]["3rd (share)"] == f"a ({0.205 / 0.9:.4f})"
+    assert rows["1"]["1st (share)"] == f"cats ({0.74 / 0.9:.4f})"
+    assert rows["1"]["2nd (share)"] == f"a ({0.04 / 0.9:.4f})"
+    assert set(rows) == {"0", "1", "2"}
+
+
+def test_definitions_say_words_sum_their_tokens(analysed):
+    _, report = analysed
+    assert "collects more mass than a one-token word" in report

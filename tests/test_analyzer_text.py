@@ -42,3 +42,32 @@ def test_hostile_tokens_and_prompt(tmp_path):
     # the token table keeps its column count although a token holds a pipe
     token_rows = [line for line in report.splitlines() if line.startswith("| 4 | 3: ")]
     assert token_rows and token_rows[0].count(" | ") == 7
+
+
+def test_markdown_escapes_ampersand_and_breaks_bare_urls():
+    # an entity typed in the store shows as typed: it never becomes markup
+    assert text.markdown("&lt;b&gt;") == "&amp;lt;b&amp;gt;"
+    assert text.markdown("a & b") == "a &amp; b"
+    for raw in ("see https://evil.example/x", "ftp://host", "www.evil.example"):
+        escaped = text.markdown(raw)
+        assert "://" not in escaped and "www." not in escaped
+        assert escaped.replace("\u200b", "") == raw
+
+
+def test_one_line_strips_control_characters():
+    assert text.one_line("a\x1b[31mred\x07\x9b \u202eevil\n2") == "a[31mred evil 2"
+    assert text.label("x\x1by") == "xy" and text.plain_label("x\x00y") == "xy"
+
+
+def test_info_prints_no_terminal_escapes(tmp_path):
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+
+    owners = np.zeros((1, 2, 2, 2), dtype=np.int64)
+    write_store(tmp_path / "store", Synthetic(owners=owners, tokens=["\u2581a\x1b[2J", "</s>"],
+                                             prompt="a\x1b]0;title\x07 cat"))
+    result = CliRunner().invoke(main, ["info", str(tmp_path / "store")])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "prompt:    a]0;title cat" in result.output
