@@ -8,10 +8,9 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 import pytest
 import zarr
-from click.testing import CliRunner
+from analyzer_cli_helpers import assert_one_line_error, run
 from synthetic_store import small_spec, write_store
 
-from analyzer.cli import main
 from analyzer.errors import AnalyzerError
 from analyzer.reader import StoreView
 from shared import schema
@@ -23,19 +22,6 @@ def store(tmp_path_factory):
     path = tmp_path_factory.mktemp("bad") / "store"
     write_store(path, small_spec())
     return path
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 1, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def _copy(store, tmp_path):

@@ -6,10 +6,9 @@ import shutil
 
 import pytest
 import zarr
-from click.testing import CliRunner
+from analyzer_cli_helpers import assert_one_line_error, run
 from synthetic_store import small_spec, write_store
 
-from analyzer.cli import main
 from shared.schema import Attr
 
 
@@ -18,20 +17,6 @@ def store(tmp_path_factory):
     path = tmp_path_factory.mktemp("cli") / "store"
     write_store(path, small_spec())
     return path
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 1, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_default_command_needs_no_name(store, tmp_path):
