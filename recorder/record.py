@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from recorder.capture import AttentionCapture, CaptureConfig
+from recorder.errors import RecordError, RecordInterrupted
 from recorder.store_sink import StoreSink
 from recorder.tokens import PromptTokens, prompt_tokens
 from recorder.writer import BackgroundWriter
@@ -18,10 +19,6 @@ from shared import grid as latent
 from shared import schema
 from shared.schema import Attr, BranchAttr, GridKey, RecordOption
 from shared.store import BranchLayout, StoreLayout, create_store
-
-
-class RecordError(Exception):
-    """An input the recorder cannot take, or a recording that could not finish. One line."""
 
 
 def one_line(exc: BaseException) -> str:

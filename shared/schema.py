@@ -9,6 +9,12 @@ constants below.
 Versioning follows "major.minor": a reader refuses a newer major version (the
 layout changed in a way it cannot read) and accepts any minor version (only
 additions).
+
+1.1 added: a crc32c checksum after compression on every array (a flipped bit is an
+error on read, not a wrong picture), the ``video_written`` array (which frames of the
+video exist), the status "interrupted" with ``interrupted_by``, and the ``owner`` of a
+recording. Stores of 1.0 still open: they have no checksums, and their video counts as
+written exactly when their status is "complete".
 """
 
 from __future__ import annotations
@@ -18,13 +24,15 @@ from dataclasses import dataclass
 import numpy as np
 
 SCHEMA_NAME = "wan-attention-store"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_MAJOR = int(SCHEMA_VERSION.split(".")[0])
 
 # Recording status, in the root attribute STATUS.
 STATUS_RECORDING = "recording"
 STATUS_COMPLETE = "complete"
 STATUS_FAILED = "failed"
+STATUS_INTERRUPTED = "interrupted"  # stopped by a signal (SIGTERM, SIGINT, SIGHUP); what was flushed is kept
+FINAL_STATUSES = (STATUS_COMPLETE, STATUS_FAILED, STATUS_INTERRUPTED)
 
 # Branches of classifier-free guidance. "cond" sees the prompt, "uncond" the negative prompt.
 BRANCH_COND = "cond"
@@ -74,6 +82,10 @@ LAYER_BLOCK = ArraySpec("layers/block", "int32", (DIM_LAYER,), -2,
 
 VIDEO = ArraySpec("video", "uint8", (DIM_VIDEO_FRAME, DIM_HEIGHT, DIM_WIDTH, DIM_RGB), 0,
                   "decoded frames, RGB")
+# Since 1.1. A frame never written reads back as the fill value (black); this says which frames exist.
+VIDEO_WRITTEN = ArraySpec("video_written", "bool", (DIM_VIDEO_FRAME,), False,
+                          "true once the frame's chunk of video has been written")
+VIDEO_WRITTEN_SINCE = (1, 1)
 
 
 # --- per-branch arrays (under "cond/" or "uncond/") -----------------------------------
@@ -123,7 +135,9 @@ class Attr:
     SCHEMA = "schema"
     SCHEMA_VERSION = "schema_version"
     STATUS = "status"
-    ERROR = "error"  # one line, set when status is "failed"
+    ERROR = "error"  # one line, set when status is "failed" or "interrupted"
+    INTERRUPTED_BY = "interrupted_by"  # the signal's name (SIGTERM, SIGINT, SIGHUP), with status "interrupted"
+    OWNER = "owner"  # {"host", "pid"} of the recorder process that wrote the store
     PROMPT = "prompt"
     NEGATIVE_PROMPT = "negative_prompt"
     SEED = "seed"
@@ -214,6 +228,12 @@ def attention_chunks(shape: tuple[int, ...], dtype: str) -> tuple[int, ...]:
     frame_bytes = itemsize * int(np.prod(rest, dtype=np.int64))
     frames_per_chunk = max(1, min(frames, MAX_CHUNK_BYTES // max(frame_bytes, 1)))
     return (1, 1, frames_per_chunk, *rest)
+
+
+def version_tuple(version: str) -> tuple[int, int]:
+    """(major, minor) of a schema_version string such as "1.1"; ValueError when it is not one."""
+    major, _, minor = str(version).partition(".")
+    return int(major), int(minor or 0)
 
 
 def video_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
