@@ -12,13 +12,14 @@ import numpy as np
 
 from recorder.capture import AttentionCapture, CaptureConfig
 from recorder.errors import RecordError, RecordInterrupted
+from recorder.signals import StopRequested, stop_on_signals
 from recorder.store_sink import StoreSink
 from recorder.tokens import PromptTokens, prompt_tokens
-from recorder.writer import BackgroundWriter
+from recorder.writer import BackgroundWriter, WriterError
 from shared import grid as latent
 from shared import schema
 from shared.schema import Attr, BranchAttr, GridKey, RecordOption
-from shared.store import BranchLayout, StoreLayout, create_store
+from shared.store import BranchLayout, StoreLayout, check_output, create_recording_store, reason
 
 
 def one_line(exc: BaseException) -> str:
@@ -163,32 +164,42 @@ def _root_attributes(pipe, request, requested_frames, config, layer_blocks, grid
     }
 
 
-def _write_branch_tokens(root, branch: str, tokens: PromptTokens, num_keys: int) -> None:
-    root[schema.token_ids(branch).path][:] = np.asarray(tokens.ids, dtype=np.int32)
-    root[branch].attrs.update({
+def _branch_layout(branch: str, tokens: PromptTokens, num_keys: int) -> BranchLayout:
+    """A branch's tokens, written when the store is created: a store is readable from its first moment."""
+    return BranchLayout(branch, len(tokens.ids), {
         BranchAttr.PROMPT: tokens.text,
         BranchAttr.TOKENS: tokens.strings,
         BranchAttr.WORDS: tokens.words,
         BranchAttr.NUM_REAL_TOKENS: len(tokens.ids),
         BranchAttr.NUM_KEYS: num_keys,  # what the pipeline pads to; checked against the keys seen
-    })
+    }, tuple(tokens.ids))
 
 
-def write_video(array, frames: np.ndarray, workers: int | None = None) -> None:
+def write_video(root, frames: np.ndarray, workers: int | None = None) -> None:
     """Write float frames in [0, 1] as uint8 (the rounding diffusers uses for PIL output), one frame per task.
 
     This runs after the pipeline returns, so it is pure overhead: frames are converted
     and compressed in parallel (numpy and Blosc release the GIL; each frame is its own
-    chunk, so the writes never touch the same chunk).
+    chunk, so the writes never touch the same chunk). ``video_written`` is updated from
+    this thread only, after each frame's chunk is on disk, so an interrupted write says
+    exactly which frames exist.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    def one(index: int) -> None:
-        array[index] = (frames[index] * 255).round().astype(np.uint8)
+    video, flags = root[schema.VIDEO.path], root[schema.VIDEO_WRITTEN.path]
+    written = np.zeros(len(frames), dtype=bool)
 
-    workers = workers or min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wan-video") as pool:
-        list(pool.map(one, range(len(frames))))
+    def one(index: int) -> int:
+        video[index] = (frames[index] * 255).round().astype(np.uint8)
+        return index
+
+    pool = ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1), thread_name_prefix="wan-video")
+    try:
+        for done in as_completed([pool.submit(one, i) for i in range(len(frames))]):
+            written[done.result()] = True
+            flags[:] = written
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on a stop, frames not yet started are not written
 
 
 def pipeline_call_kwargs(pipe, request: GenerationRequest) -> dict:
@@ -217,13 +228,20 @@ def record(pipe, request: GenerationRequest, output: str | os.PathLike, config: 
            max_pending_writes: int = 8, notify=None) -> Recording:
     """Generate ``request`` with ``pipe`` and record its cross-attention into a new store at ``output``.
 
-    The store's status is "recording" while this runs, "complete" when it returns, and
-    "failed" (with the error) if it raises; what was written before a failure stays.
-    ``notify(line)`` hears, before generation starts, what was adjusted (a rounded frame count).
+    The store's status is "recording" while this runs and "complete" when it returns. A
+    stop signal (SIGTERM, SIGINT, SIGHUP) flushes what is queued, sets "interrupted" and
+    raises :class:`RecordInterrupted`; a write error (full disk, read-only file system)
+    sets "failed" where the store can still be written and raises :class:`RecordError`;
+    any other error sets "failed" and is raised as it is. What was written is kept.
+    ``notify(line)`` hears, before generation starts, what was adjusted (a rounded frame
+    count, a replaced store).
     """
-    from tqdm.auto import tqdm
+    from recorder.inputs import check_capture_config, check_generation_request
 
     output = os.fspath(output)
+    check_generation_request(request)
+    check_capture_config(config)
+    check_output(output, overwrite)
     requested_frames = request.num_frames
     request, notes = check_request(pipe, request)
     if schema.BRANCH_UNCOND in config.branches and request.guidance_scale <= 1:
@@ -236,9 +254,6 @@ def record(pipe, request: GenerationRequest, output: str | os.PathLike, config: 
         notes.append(f"the prompt is longer than {request.max_sequence_length} tokens; the pipeline truncates it "
                      "and so does the record")
 
-    for note in notes:
-        if notify is not None:
-            notify(note)
     grid = latent_grid(pipe, request)
     step_slots = {i: slot for slot, i in enumerate(range(0, request.num_inference_steps, config.step_stride))}
     # The sink needs the capture's layer and head counts; it is attached once the store exists.
@@ -247,20 +262,55 @@ def record(pipe, request: GenerationRequest, output: str | os.PathLike, config: 
     grid_shape = (grid[GridKey.FRAMES], grid[GridKey.HEIGHT], grid[GridKey.WIDTH])
     layout = StoreLayout(
         num_steps=len(step_slots), layer_blocks=layer_blocks, grid=grid_shape, num_heads=capture.num_heads,
-        branches=tuple(BranchLayout(b, len(t.ids)) for b, t in tokens.items()),
+        branches=tuple(_branch_layout(b, t, request.max_sequence_length) for b, t in tokens.items()),
         video_shape=(request.num_frames, request.height, request.width, 3),
         attributes=_root_attributes(pipe, request, requested_frames, config, capture.layer_blocks, grid, model_id),
     )
-    root = create_store(output, layout, overwrite=overwrite)
+    with stop_on_signals() as guard:
+        store = create_recording_store(output, layout, overwrite=overwrite)
+        if store.replaced:
+            notes.append(store.replaced)
+        for note in notes:
+            if notify is not None:
+                notify(note)
+        try:
+            frames, timing = _generate_into(store.root, pipe, request, config, capture, tokens, step_slots,
+                                            grid_shape, len(layer_blocks), show_progress, max_pending_writes)
+            store.root.attrs.update({Attr.TIMING: timing, Attr.ENDED_AT: _now(), Attr.STATUS: schema.STATUS_COMPLETE,
+                                     Attr.NOTES: notes})
+        except StopRequested as stop:
+            guard.cleanup()
+            kept = _mark_ended(store, {Attr.STATUS: schema.STATUS_INTERRUPTED, Attr.INTERRUPTED_BY: stop.name,
+                                            Attr.ERROR: f"interrupted by {stop.name}", Attr.ENDED_AT: _now()})
+            raise RecordInterrupted(f"interrupted by {stop.name}; {kept}", stop.name, stop.exit_code) from None
+        except BaseException as exc:
+            guard.cleanup()
+            cause = exc.__cause__ if isinstance(exc, WriterError) and exc.__cause__ is not None else exc
+            kept = _mark_ended(store, {Attr.STATUS: schema.STATUS_FAILED, Attr.ERROR: one_line(cause),
+                                            Attr.ENDED_AT: _now()})
+            if isinstance(cause, OSError):
+                raise RecordError(f"writing the store {output} failed: {reason(cause)}; {kept}") from exc
+            raise
+        finally:
+            store.release()
+    return Recording(frames=frames, store=output, request=request, timing=timing, notes=notes)
+
+
+def _generate_into(root, pipe, request, config, capture, tokens, step_slots, grid_shape, num_layers,
+                   show_progress, max_pending_writes) -> tuple[np.ndarray, dict]:
+    """Run the pipeline with the capture streaming into ``root``; write the video; return frames and timing.
+
+    The background writer is always closed (flushed) before this returns or raises,
+    so a caller that marks the store afterwards marks what is on disk.
+    """
+    from tqdm.auto import tqdm
+
     writer = progress = None
     previous_bar = dict(getattr(pipe, "_progress_bar_config", {}))
     started = time.perf_counter()
     try:
-        for branch, branch_tokens in tokens.items():
-            _write_branch_tokens(root, branch, branch_tokens, request.max_sequence_length)
         writer = BackgroundWriter(max_pending=max_pending_writes)
-        sink = StoreSink(root, writer, grid_shape, len(layer_blocks), capture.num_heads, step_slots,
-                         config.mantissa_bits)
+        sink = StoreSink(root, writer, grid_shape, num_layers, capture.num_heads, step_slots, config.mantissa_bits)
         capture.sink = sink
         progress = tqdm(total=request.num_inference_steps, desc="recording", unit="step", file=sys.stderr,
                         disable=not show_progress)
@@ -278,32 +328,44 @@ def record(pipe, request: GenerationRequest, output: str | os.PathLike, config: 
         with capture:
             frames = pipe(**pipeline_call_kwargs(pipe, request), callback_on_step_end=on_step_end).frames[0]
         generation_s = time.perf_counter() - started
-        write_video(root[schema.VIDEO.path], frames)
+        write_video(root, frames)
         writer.close()
-    except BaseException as exc:
+    finally:
         if writer is not None:
             try:
-                writer.close()
-            except Exception:  # noqa: BLE001 - the first error is the one to report
+                writer.close()  # flush what is queued: complete steps stay complete
+            except BaseException:  # noqa: BLE001 - the error that stopped the run is the one to report
                 pass
-        root.attrs.update({Attr.STATUS: schema.STATUS_FAILED, Attr.ERROR: one_line(exc), Attr.ENDED_AT: _now()})
-        raise
-    finally:
         pipe._progress_bar_config = previous_bar
         if progress is not None:
             progress.close()
-
+    for branch in tokens:
+        root[branch].attrs.update({BranchAttr.NUM_KEYS: capture.num_keys.get(branch, request.max_sequence_length),
+                                   BranchAttr.PAD_KEYS_COLLAPSED: capture.pad_keys_collapsed.get(branch)})
     timing = {
         "generation_s": generation_s,
         "capture_s": capture.timer.seconds,
         "write_s": writer.seconds_writing,
         "total_s": time.perf_counter() - started,
     }
-    for branch in tokens:
-        root[branch].attrs.update({BranchAttr.NUM_KEYS: capture.num_keys.get(branch, request.max_sequence_length),
-                                   BranchAttr.PAD_KEYS_COLLAPSED: capture.pad_keys_collapsed.get(branch)})
-    root.attrs.update({Attr.TIMING: timing, Attr.ENDED_AT: _now(), Attr.STATUS: schema.STATUS_COMPLETE,
-                       Attr.NOTES: notes})
-    return Recording(frames=frames, store=output, request=request, timing=timing, notes=notes)
+    return frames, timing
 
 
+def _mark_ended(store, attributes: dict) -> str:
+    """Set the final status of a stopped recording; return what it kept, as a clause for the message."""
+    root = store.root
+    try:
+        store.free_reserve()  # on a full disk, this is the room the status needs
+    except OSError:
+        pass
+    try:
+        complete = int(np.count_nonzero(root[schema.STEP_COMPLETE.path][:]))
+        kept = f"{complete} of {root[schema.STEP_COMPLETE.path].shape[0]} recorded steps are complete and kept"
+    except Exception as exc:  # noqa: BLE001 - an unreadable flag must not hide the error being reported
+        kept = f"the complete steps could not be counted ({reason(exc)})"
+    try:
+        root.attrs.update(attributes)
+        return f"{kept} (status {attributes[Attr.STATUS]!r})"
+    except Exception as exc:  # noqa: BLE001 - a full or read-only disk: say so, keep the first error
+        return (f"{kept}; the status could not be updated ({reason(exc)}), so it still reads 'recording' "
+                "and a later --overwrite sees it as stale")

@@ -1,40 +1,72 @@
 """Create and open wan-attention stores, and check that what is opened is one.
 
-The recorder calls :func:`create_store`; every reader calls :func:`open_store`, which
-refuses anything that is not a store this code can read, with a one-line
-:class:`StoreError`.
+The recorder calls :func:`create_recording_store`, which never replaces anything but
+a store of this schema that no live process is writing, and holds the store's lock
+until the recording ends. Every reader calls :func:`open_store`, which refuses, with
+a one-line :class:`StoreError`, anything that is not a store this code can read, or
+whose declared shapes are not sane, before anything is allocated from them.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import zarr
-from zarr.codecs import BloscCodec, BloscShuffle
+from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec, ZstdCodec
 
 from shared import schema
+from shared.local_store import MAX_KEY_BYTES, SafeLocalStore
+from shared.ownership import LOCK_NAME, LockHeld, StoreLock, describe_owner, read_owner
 from shared.schema import Attr
 
 
 class StoreError(Exception):
-    """A store is missing, unreadable, or not one this version understands. One line."""
+    """A store is missing, unreadable, not one this version understands, or cannot be created. One line."""
 
 
+def reason(exc: BaseException) -> str:
+    """An OS error as a person reads it ("No space left on device"), anything else as its first line."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {' '.join(lines[0].split())}" if lines else type(exc).__name__
+
+
+# A crc32c checksum after compression, on every array: a flipped bit is an error on read,
+# never a wrong picture. It costs 4 bytes per chunk and a few GB/s of CPU.
+CHECKSUM = Crc32cCodec()
 # Chosen by measurement (benchmarks/compression.py on a 480x832, 81-frame recording, H200 host;
 # README "Compression"): fp16 probabilities barely compress (1.2-1.3x with any codec), so the
 # fastest codec wins. Blosc/LZ4 with bit-shuffle: ratio 1.23 against 1.27 for Blosc/Zstd-3,
 # but 3.8x faster to write (1158 against 308 MB/s) and faster to read (441 against 383 MB/s).
-ATTENTION_COMPRESSORS = (BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.bitshuffle),)
-VIDEO_COMPRESSORS = (BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.shuffle),)
+ATTENTION_COMPRESSORS = (BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.bitshuffle), CHECKSUM)
+VIDEO_COMPRESSORS = (BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.shuffle), CHECKSUM)
+SMALL_COMPRESSORS = (ZstdCodec(level=0), CHECKSUM)
 
+# What a sane store can declare. Real recordings are far inside these (Wan 720p, 81 frames,
+# 50 steps, 40 layers, 40 heads, 512 keys); a shape beyond them is an edited or hostile store.
+MAX_STEPS = 10_000
+MAX_LAYERS = 1_024
+MAX_HEADS = 1_024
+MAX_TOKENS = 4_096
+MAX_VIDEO_FRAMES = 100_001
+MAX_VIDEO_SIDE = 16_384
+MAX_MAP_VALUES = 2**30  # one (step, layer) map, F' x H' x W' x tokens: the analyzer's float32 accumulators
 
 @dataclass(frozen=True)
 class BranchLayout:
-    """A branch ("cond" or "uncond") and the number of real tokens of its prompt."""
+    """A branch ("cond" or "uncond"), the number of real tokens of its prompt, and its group attributes."""
 
     name: str
     num_tokens: int
+    attributes: dict = field(default_factory=dict)
+    token_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -50,30 +82,221 @@ class StoreLayout:
     attributes: dict = field(default_factory=dict)
 
 
-def _create(group: zarr.Group, spec: schema.ArraySpec, shape, chunks, compressors="auto"):
+def _create(group: zarr.Group, spec: schema.ArraySpec, shape, chunks, compressors=SMALL_COMPRESSORS):
     return group.create_array(spec.path, shape=shape, chunks=chunks, dtype=spec.dtype,
                               fill_value=spec.fill_value, dimension_names=spec.dims,
                               compressors=compressors)
 
 
-def create_store(path: str | os.PathLike, layout: StoreLayout, overwrite: bool = False) -> zarr.Group:
-    """Create an empty store at ``path`` with status "recording" and return its root group.
+@dataclass
+class RecordingStore:
+    """A store being recorded: its root group, and the lock that keeps anyone else out until :meth:`release`."""
 
-    Refuses an existing path unless ``overwrite``: a recording is never lost by accident.
+    root: zarr.Group
+    path: str
+    lock: StoreLock
+    replaced: str | None = None  # what --overwrite replaced, for the recorder to say
+
+    def free_reserve(self) -> None:
+        """Give back the space set aside at creation, so that a full disk can still take the final status."""
+        (Path(self.path) / RESERVE_NAME).unlink(missing_ok=True)
+
+    def release(self) -> None:
+        try:
+            self.free_reserve()
+        except OSError:
+            pass  # a read-only file system: nothing more can be written or removed
+        self.lock.release()
+
+
+# Space set aside when a store is created and freed when it ends: on a disk that fills
+# up during the recording, it is what lets the store still be marked "failed" with the reason.
+RESERVE_NAME = ".wan-attention.reserve"
+RESERVE_BYTES = 1 << 20
+
+
+def _set_aside(directory: Path) -> None:
+    with open(directory / RESERVE_NAME, "wb") as f:
+        f.write(bytes(RESERVE_BYTES))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _target(path: str | os.PathLike) -> Path:
+    """The directory a new store goes to; refuses paths no store may take."""
+    text = os.fspath(path)
+    if not text.strip():
+        raise StoreError("the output path is empty; name a new directory for the store")
+    if "://" in text:
+        raise StoreError(f"{text}: recording into a URL is not supported; record to a local directory and copy it")
+    real = Path(os.path.realpath(text))
+    cwd = Path(os.path.realpath(os.getcwd()))
+    if real == cwd or real in cwd.parents:
+        raise StoreError(f"{text} is the working directory or one of its parents; name a new directory for the store")
+    return Path(text)
+
+
+def _store_attributes(directory: Path) -> dict | None:
+    """The root attributes of the Zarr group in ``directory``, or None when it holds none that can be read."""
+    try:
+        with open(directory / "zarr.json", "rb") as f:
+            meta = json.loads(f.read(1 << 20))
+        attrs = meta.get("attributes") if isinstance(meta, dict) else None
+        return attrs if isinstance(attrs, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _is_ours(directory: Path) -> bool:
+    """Whether ``directory`` is a wan-attention store, or the start of one (its lock file, with an owner)."""
+    attrs = _store_attributes(directory)
+    return (attrs or {}).get(Attr.SCHEMA) == schema.SCHEMA_NAME or bool(read_owner(directory))
+
+
+def _lock_is_held(directory: Path) -> dict | None:
+    """The owner of a live lock on ``directory``, or None when no live process holds it."""
+    import fcntl
+
+    try:
+        fd = os.open(directory / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    except OSError:
+        return read_owner(directory) or {}
+    finally:
+        os.close(fd)
+
+
+def _check_replaceable(directory: Path, shown: str) -> None:
+    if directory.is_symlink() or not directory.is_dir():
+        raise StoreError(f"{shown} exists and is not a wan-attention store; --overwrite replaces only a store "
+                         "this tool wrote")
+    if not _is_ours(directory):
+        raise StoreError(f"{shown} is not a wan-attention store; --overwrite replaces only a store this tool "
+                         "wrote, never another directory")
+    owner = _lock_is_held(directory)
+    if owner is not None:
+        raise StoreError(f"{shown} is being recorded by {describe_owner(owner)}; it cannot be replaced while "
+                         "that recording runs")
+
+
+def check_output(path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuse, before any work, an output that :func:`create_recording_store` would refuse."""
+    target = _target(path)
+    if os.path.lexists(target):
+        if not overwrite:
+            raise StoreError(f"{os.fspath(path)} already exists; choose another output or pass --overwrite")
+        _check_replaceable(target, os.fspath(path))
+
+
+# Top-level names of a store: only these are removed when a store is replaced.
+_STORE_NAMES = frozenset({"zarr.json", *schema.BRANCHES,
+                          *(spec.path.split("/")[0] for spec in (*schema.STEP_ARRAYS, schema.LAYER_BLOCK,
+                                                                 schema.VIDEO, schema.VIDEO_WRITTEN))})
+
+
+def _remove_store_keys(directory: Path) -> None:
+    """Empty a store about to be replaced: its own names and its interrupted writes, nothing else."""
+    for entry in os.scandir(directory):
+        if entry.name in _STORE_NAMES and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        elif entry.name in _STORE_NAMES or entry.name == RESERVE_NAME or entry.name.endswith(".partial"):
+            os.unlink(entry.path)
+
+
+def create_recording_store(path: str | os.PathLike, layout: StoreLayout, overwrite: bool = False) -> RecordingStore:
+    """Create an empty store at ``path`` with status "recording", locked until the caller releases it.
+
+    Creation is atomic with respect to other creators: the directory is made with one
+    ``mkdir``, so of two recorders started on one new path exactly one wins. An existing
+    path is refused unless ``overwrite``, and even then only a wan-attention store that
+    no live process is writing is replaced. Every failure is a one-line StoreError.
     """
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise StoreError(f"{path} already exists; choose another output or pass --overwrite")
-    root = zarr.open_group(path, mode="w" if overwrite else "w-", zarr_format=3)
-    attrs = {
+    shown = os.fspath(path)
+    target = _target(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(target)
+        created = True
+    except FileExistsError:
+        if not overwrite:
+            raise StoreError(f"{shown} already exists; choose another output or pass --overwrite") from None
+        created = False
+    except OSError as exc:
+        raise StoreError(f"cannot create the store {shown}: {reason(exc)}") from None
+    if not created:
+        _check_replaceable(target, shown)
+    lock = StoreLock(target)
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        raise StoreError(f"{shown} is being recorded by {exc}; choose another output") from None
+    except OSError as exc:
+        if created:
+            _remove_empty(target)
+        raise StoreError(f"cannot lock the store {shown}: {reason(exc)}") from None
+    try:
+        replaced = None
+        if not created:
+            status = (_store_attributes(target) or {}).get(Attr.STATUS)
+            replaced = (f"replaced a recording left at status {status!r} by {describe_owner(lock.previous_owner)}, "
+                        "which is no longer running") if lock.previous_owner else f"replaced a store (status {status!r})"
+            _remove_store_keys(target)
+        _set_aside(target)
+        root = _create_layout(zarr.create_group(SafeLocalStore(target), zarr_format=3,
+                                                attributes=_initial_attributes(layout, lock.owner)), layout)
+    except BaseException as exc:
+        _undo_creation(target, created)
+        lock.release()
+        if created:
+            _remove_empty(target)
+        if isinstance(exc, OSError):
+            raise StoreError(f"cannot create the store {shown}: {reason(exc)}") from None
+        raise
+    return RecordingStore(root, shown, lock, replaced)
+
+
+def _undo_creation(target: Path, created: bool) -> None:
+    """After a failed creation, remove what it wrote (never anything else); best effort on a broken disk."""
+    try:
+        (target / RESERVE_NAME).unlink(missing_ok=True)
+        if created:
+            _remove_store_keys(target)
+    except OSError:
+        pass
+
+
+def _remove_empty(directory: Path) -> None:
+    try:
+        (directory / LOCK_NAME).unlink(missing_ok=True)
+        directory.rmdir()
+    except OSError:
+        pass  # not empty (someone else's files arrived) or not writable: leave it
+
+
+def create_store(path: str | os.PathLike, layout: StoreLayout, overwrite: bool = False) -> zarr.Group:
+    """Create an empty store and return its root group, without holding its lock (tests, benchmarks)."""
+    store = create_recording_store(path, layout, overwrite)
+    store.release()
+    return store.root
+
+
+def _initial_attributes(layout: StoreLayout, owner: dict) -> dict:
+    return {
         Attr.SCHEMA: schema.SCHEMA_NAME,
         Attr.SCHEMA_VERSION: schema.SCHEMA_VERSION,
         Attr.STATUS: schema.STATUS_RECORDING,
+        Attr.OWNER: owner,
         Attr.COMPRESSION: [c.to_dict() for c in ATTENTION_COMPRESSORS],
         **layout.attributes,
     }
-    root.attrs.update(attrs)
 
+
+def _create_layout(root: zarr.Group, layout: StoreLayout) -> zarr.Group:
     n_steps, n_layers = layout.num_steps, len(layout.layer_blocks)
     for spec in schema.STEP_ARRAYS:
         _create(root, spec, (n_steps,), (max(n_steps, 1),))
@@ -83,7 +306,7 @@ def create_store(path: str | os.PathLike, layout: StoreLayout, overwrite: bool =
     f, h, w = layout.grid
     for branch in layout.branches:
         t = branch.num_tokens
-        root.require_group(branch.name)
+        root.create_group(branch.name, attributes=branch.attributes)
         shape = (n_steps, n_layers, f, h, w, t)
         _create(root, schema.attention(branch.name), shape,
                 schema.attention_chunks(shape, "float16"), ATTENTION_COMPRESSORS)
@@ -94,15 +317,31 @@ def create_store(path: str | os.PathLike, layout: StoreLayout, overwrite: bool =
         _create(root, schema.head_entropy(branch.name), per_head, (1, n_layers, layout.num_heads))
         _create(root, schema.head_padding_mass(branch.name), per_head, (1, n_layers, layout.num_heads))
         _create(root, schema.head_token_mass(branch.name), (*per_head, t), (1, n_layers, layout.num_heads, t))
-        _create(root, schema.token_ids(branch.name), (t,), (t,))
+        ids = _create(root, schema.token_ids(branch.name), (t,), (t,))
+        if branch.token_ids is not None:
+            ids[:] = np.asarray(branch.token_ids, dtype=np.int32)
 
     _create(root, schema.VIDEO, layout.video_shape, schema.video_chunks(layout.video_shape), VIDEO_COMPRESSORS)
+    frames = layout.video_shape[0]
+    _create(root, schema.VIDEO_WRITTEN, (frames,), (max(frames, 1),))
     return root
 
 
 def disk_bytes(path: str | os.PathLike) -> int:
     """Bytes a local store (or any folder of it) takes on disk: the sum of its files' sizes."""
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+def _check_zip(location: str) -> None:
+    """Refuse a zip whose members expand beyond what any key of a store can hold (a zip bomb)."""
+    try:
+        with zipfile.ZipFile(location) as archive:
+            for info in archive.infolist():
+                if info.file_size > MAX_KEY_BYTES:
+                    raise StoreError(f"{location}: zip member {info.filename[:200]!r} expands to {info.file_size} "
+                                     f"bytes, more than any key of a store ({MAX_KEY_BYTES}); refusing it")
+    except zipfile.BadZipFile as exc:
+        raise StoreError(f"{location} is not a readable Zarr store: neither a store directory nor a zip ({exc})") from None
 
 
 def _open_zarr(location: str) -> zarr.Group:
@@ -115,8 +354,11 @@ def _open_zarr(location: str) -> zarr.Group:
     if os.path.isfile(location):
         from zarr.storage import ZipStore
 
+        _check_zip(location)
         return zarr.open_group(ZipStore(location, mode="r"), mode="r")
-    return zarr.open_group(location, mode="r")
+    if not os.path.isdir(location):
+        raise StoreError(f"{location} is neither a directory nor a file")
+    return zarr.open_group(SafeLocalStore(location, read_only=True), mode="r")
 
 
 def open_store(location: str | os.PathLike) -> zarr.Group:
@@ -131,24 +373,34 @@ def open_store(location: str | os.PathLike) -> zarr.Group:
     except StoreError:
         raise
     except Exception as exc:  # zarr raises several types for "not a group"; the user needs one line
-        raise StoreError(f"{location} is not a readable Zarr store ({type(exc).__name__}: {exc})") from exc
-    validate(root, location)
+        raise StoreError(f"{location} is not a readable Zarr store ({reason(exc)})") from None
+    try:
+        validate(root, location)
+    except StoreError:
+        raise
+    except Exception as exc:  # an attribute of the wrong type, an unreadable group: still one line
+        raise StoreError(f"{location} is not a readable wan-attention store ({reason(exc)})") from None
     return root
 
 
 def validate(root: zarr.Group, location: str = "store") -> None:
-    """Check schema name, version, attributes and arrays; raise StoreError on the first problem."""
+    """Check schema, version, attributes, and every array's type, codecs, shape and chunks.
+
+    Raises StoreError on the first problem. Shapes are checked against each other, the
+    root attributes and absolute bounds, so that no reader allocates from a shape that
+    an edited or hostile store declares.
+    """
     attrs = root.attrs.asdict()
     name = attrs.get(Attr.SCHEMA)
     if name != schema.SCHEMA_NAME:
-        raise StoreError(f"{location} is not a wan-attention store (schema attribute is {name!r})")
-    version = str(attrs.get(Attr.SCHEMA_VERSION, ""))
+        raise StoreError(f"{location} is not a wan-attention store (schema attribute is {str(name)[:80]!r})")
+    version_text = str(attrs.get(Attr.SCHEMA_VERSION, ""))
     try:
-        major = int(version.split(".")[0])
+        version = schema.version_tuple(version_text)
     except ValueError:
-        raise StoreError(f"{location} has an unreadable schema_version {version!r}") from None
-    if major > schema.SCHEMA_MAJOR:
-        raise StoreError(f"{location} uses schema version {version}, newer than this reader's "
+        raise StoreError(f"{location} has an unreadable schema_version {version_text[:40]!r}") from None
+    if version[0] > schema.SCHEMA_MAJOR:
+        raise StoreError(f"{location} uses schema version {version_text}, newer than this reader's "
                          f"{schema.SCHEMA_VERSION}; upgrade wan-attention")
     missing = [key for key in schema.REQUIRED_ROOT_ATTRS if key not in attrs]
     if missing:
@@ -156,22 +408,108 @@ def validate(root: zarr.Group, location: str = "store") -> None:
     options = attrs[Attr.RECORD_OPTIONS]
     branches = options.get(schema.RecordOption.BRANCHES) if isinstance(options, dict) else None
     if not isinstance(branches, list) or schema.BRANCH_COND not in branches \
-            or not set(branches) <= set(schema.BRANCHES):
-        raise StoreError(f"{location}: record_options.branches is {branches!r}, expected ['cond'] or "
+            or not set(branches) <= set(schema.BRANCHES) or len(set(branches)) != len(branches):
+        raise StoreError(f"{location}: record_options.branches is {str(branches)[:80]}, expected ['cond'] or "
                          "['cond', 'uncond']")
+    checksummed = version >= schema.VIDEO_WRITTEN_SINCE  # 1.1 brought both
     expected = [*schema.STEP_ARRAYS, schema.LAYER_BLOCK, schema.VIDEO]
+    if version >= schema.VIDEO_WRITTEN_SINCE:
+        expected.append(schema.VIDEO_WRITTEN)
     for branch in branches:
         expected += schema.branch_arrays(branch)
-    for spec in expected:
-        try:
-            array = root[spec.path]
-        except KeyError:
-            raise StoreError(f"{location} lacks the array {spec.path}") from None
-        if tuple(array.metadata.dimension_names or ()) != spec.dims:
-            raise StoreError(f"{location}: {spec.path} has dimensions {array.metadata.dimension_names}, "
-                             f"expected {spec.dims}")
+    arrays = {spec.path: _checked_array(root, spec, location, checksummed) for spec in expected}
+    _check_shapes(arrays, branches, attrs, location)
     for branch in branches:
         battrs = root[branch].attrs.asdict()
         missing = [key for key in schema.REQUIRED_BRANCH_ATTRS if key not in battrs]
         if missing:
             raise StoreError(f"{location}: group {branch} lacks attributes: {', '.join(missing)}")
+
+
+def _checked_array(root: zarr.Group, spec: schema.ArraySpec, location: str, checksummed: bool):
+    """Open one array and check its metadata against the spec; StoreError naming it otherwise."""
+    try:
+        array = root[spec.path]
+        dims = tuple(array.metadata.dimension_names or ())
+        dtype = np.dtype(array.dtype)
+        chunks = tuple(int(c) for c in array.chunks)
+        codecs = [type(c).__name__ for c in array.metadata.codecs]
+    except KeyError:
+        raise StoreError(f"{location} lacks the array {spec.path}") from None
+    except Exception as exc:  # zarr rejects edited metadata with many types; the reader needs one line
+        raise StoreError(f"{location}: the metadata of {spec.path} is unreadable ({reason(exc)})") from None
+    if dims != spec.dims:
+        raise StoreError(f"{location}: {spec.path} has dimensions {list(dims)}, expected {list(spec.dims)}")
+    if dtype != np.dtype(spec.dtype):
+        raise StoreError(f"{location}: {spec.path} has data type {dtype}, expected {spec.dtype}")
+    if any(c < 1 for c in chunks) or int(np.prod(chunks, dtype=np.float64)) * dtype.itemsize > MAX_KEY_BYTES:
+        raise StoreError(f"{location}: {spec.path} declares chunks of {list(chunks)}, beyond what a store holds")
+    if checksummed and type(CHECKSUM).__name__ not in codecs:
+        raise StoreError(f"{location}: {spec.path} has no crc32c checksum, which every array of schema "
+                         f"{schema.VIDEO_WRITTEN_SINCE[0]}.{schema.VIDEO_WRITTEN_SINCE[1]} and later carries")
+    return array
+
+
+def _check_shapes(arrays: dict, branches: list[str], attrs: dict, location: str) -> None:
+    """Every shape agrees with the others, with the root attributes, and with the bounds above."""
+    def fail(what: str):
+        raise StoreError(f"{location}: {what}")
+
+    def shape_of(spec: schema.ArraySpec) -> tuple[int, ...]:
+        shape = tuple(int(n) for n in arrays[spec.path].shape)
+        if len(shape) != len(spec.dims) or any(n < 0 for n in shape):
+            fail(f"{spec.path} has shape {list(shape)}, expected {len(spec.dims)} axes ({', '.join(spec.dims)})")
+        return shape
+
+    steps = {shape_of(spec) for spec in schema.STEP_ARRAYS}
+    if len(steps) != 1:
+        fail(f"the step arrays disagree on the number of steps: {sorted(s[0] for s in steps)}")
+    (n_steps,), = steps
+    (n_layers,) = shape_of(schema.LAYER_BLOCK)
+    frames, height, width, rgb = shape_of(schema.VIDEO)
+    for value, bound, what in ((n_steps, MAX_STEPS, "recorded steps"), (n_layers, MAX_LAYERS, "layers"),
+                               (frames, MAX_VIDEO_FRAMES, "video frames"), (height, MAX_VIDEO_SIDE, "video height"),
+                               (width, MAX_VIDEO_SIDE, "video width")):
+        if value > bound:
+            fail(f"{value} {what} is more than any recording has (at most {bound})")
+    if rgb != 3:
+        fail(f"{schema.VIDEO.path} has {rgb} colour channels, expected 3")
+    declared = tuple(attrs.get(k) for k in (Attr.NUM_FRAMES, Attr.HEIGHT, Attr.WIDTH))
+    if declared != (frames, height, width):
+        fail(f"{schema.VIDEO.path} has shape {[frames, height, width]} (frames, height, width) but the attributes "
+             f"say {list(declared)}")
+    if schema.VIDEO_WRITTEN.path in arrays and shape_of(schema.VIDEO_WRITTEN) != (frames,):
+        fail(f"{schema.VIDEO_WRITTEN.path} has shape {list(shape_of(schema.VIDEO_WRITTEN))}, expected [{frames}]")
+    if tuple(arrays[schema.VIDEO.path].chunks) != schema.video_chunks((frames, height, width, rgb)):
+        fail(f"{schema.VIDEO.path} has chunks {list(arrays[schema.VIDEO.path].chunks)}, not one frame per chunk")
+
+    grids = set()
+    for branch in branches:
+        attention = shape_of(schema.attention(branch))
+        s, l, f, h, w, t = attention
+        grids.add((f, h, w))
+        if (s, l) != (n_steps, n_layers):
+            fail(f"{schema.attention(branch).path} has {s} steps and {l} layers, but the step arrays have {n_steps} "
+                 f"and layers/block {n_layers}")
+        if t > MAX_TOKENS or f > frames or h > height or w > width or f * h * w * t > MAX_MAP_VALUES:
+            fail(f"{schema.attention(branch).path} declares a map of {f} x {h} x {w} x {t} tokens, beyond the "
+                 f"video ({frames} x {height} x {width}) or the bounds of any recording")
+        expected = {
+            schema.padding_mass(branch): attention[:5],
+            schema.token_ids(branch): (t,),
+        }
+        heads = shape_of(schema.head_entropy(branch))
+        if heads[:2] != (s, l) or heads[2] > MAX_HEADS:
+            fail(f"{schema.head_entropy(branch).path} has shape {list(heads)}, expected [{s}, {l}, heads <= {MAX_HEADS}]")
+        expected[schema.head_padding_mass(branch)] = heads
+        expected[schema.head_token_mass(branch)] = (*heads, t)
+        for spec, shape in expected.items():
+            if shape_of(spec) != shape:
+                fail(f"{spec.path} has shape {list(shape_of(spec))}, expected {list(shape)}")
+        for spec in (schema.attention(branch), schema.padding_mass(branch)):
+            chunks = tuple(arrays[spec.path].chunks)
+            if chunks != schema.attention_chunks(shape_of(spec), spec.dtype):
+                fail(f"{spec.path} has chunks {list(chunks)}, not the schema's "
+                     f"{list(schema.attention_chunks(shape_of(spec), spec.dtype))}")
+    if len(grids) > 1:
+        fail(f"the branches disagree on the latent grid: {sorted(grids)}")

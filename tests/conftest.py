@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import zarr
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +34,15 @@ def small_request():
 
     return GenerationRequest("A cat walks on the grass, under a cloudy sky.", negative_prompt="blurry",
                              height=32, width=48, num_frames=9, num_inference_steps=3, guidance_scale=5.0)
+
+
+@pytest.fixture(scope="session")
+def reference(tiny_model_dir, tmp_path_factory):
+    """An uninterrupted wan-record run with the arguments of tests/interrupted_runs.py, to compare against."""
+    from interrupted_runs import start
+
+    out = tmp_path_factory.mktemp("reference") / "ref.zarr"
+    proc = start(tiny_model_dir, out, "never", 0, extra_env={"WAN_TEST_LOG_WRITES": str(out) + ".writes"})
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return zarr.open_group(str(out), mode="r")

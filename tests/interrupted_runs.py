@@ -1,0 +1,64 @@
+"""Running the real wan-record CLI in a child process that pauses at a chosen write, and checking what it left."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from shared import schema
+from shared.store import open_store
+
+HERE = Path(__file__).parent
+DRIVER = HERE / "record_until_paused.py"
+STEPS = 6
+
+
+def _args(model_dir, out) -> list[str]:
+    return ["--model", str(model_dir), "--device", "cpu", "--dtype", "float32", "--prompt", "a cat on the grass",
+            "--height", "32", "--width", "48", "--frames", "9", "--steps", str(STEPS), "--seed", "3", str(out)]
+
+
+def start(model_dir, out, key: str, count: int, pause: float = 60.0, extra=(), extra_env=None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent), **(extra_env or {})}
+    return subprocess.Popen([sys.executable, str(DRIVER), key, str(count), str(pause), "--", *extra,
+                             *_args(model_dir, out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=str(HERE.parent))
+
+
+def wait_paused(proc: subprocess.Popen, timeout: float = 180.0) -> str:
+    deadline = time.monotonic() + timeout
+    line = proc.stdout.readline()
+    while line and not line.startswith("PAUSED"):
+        assert time.monotonic() < deadline
+        line = proc.stdout.readline()
+    assert line.startswith("PAUSED"), f"never paused; exit {proc.wait()}: {proc.stderr.read()[-2000:]}"
+    return line.split(" ", 1)[1].strip()
+
+
+def assert_complete_steps_equal_reference(out: Path, reference) -> list[int]:
+    root = open_store(out)
+    complete = np.flatnonzero(root[schema.STEP_COMPLETE.path][:]).tolist()
+    for path in (schema.attention("cond").path, schema.padding_mass("cond").path, schema.head_entropy("cond").path,
+                 schema.head_token_mass("cond").path, schema.STEP_TIMESTEP.path, schema.STEP_INDEX.path):
+        for step in complete:
+            got, want = root[path][step], reference[path][step]
+            assert np.asarray(got).tobytes() == np.asarray(want).tobytes(), (path, step)
+    written = root[schema.VIDEO_WRITTEN.path][:]
+    for frame in np.flatnonzero(written):
+        assert np.array_equal(root[schema.VIDEO.path][frame], reference[schema.VIDEO.path][frame]), frame
+    return complete
+
+
+def analyze(out: Path, tmp_path: Path):
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+
+    return CliRunner().invoke(main, [str(out), "-o", str(tmp_path / "analysis"), "--quiet",
+                                     "--outputs", "report,steps,words"])
