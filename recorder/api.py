@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from recorder import inputs
 from recorder.capture import CaptureConfig
+from recorder.errors import RecordError
 from recorder.record import GenerationRequest, check_request, generate_plain, record
 
 _REQUEST_FIELDS = {f.name for f in fields(GenerationRequest)} - {"prompt"}
@@ -37,6 +39,18 @@ def _dtype_name(dtype) -> str | None:
     if dtype is None:
         return None
     return str(dtype).replace("torch.", "")
+
+
+def _check_device_map(device_map) -> None:
+    """Refuse, before loading, a ``device_map`` that :func:`_place` could not apply."""
+    if device_map is None or device_map == "auto":
+        return
+    if not isinstance(device_map, str):
+        raise RecordError(f"device_map must be None, 'auto' or a device string like 'cuda:0', got {device_map!r}")
+    try:
+        inputs.check_device(device_map)
+    except RecordError as exc:
+        raise RecordError(f"device_map: {exc}") from None
 
 
 def _place(pipe, device_map):
@@ -209,6 +223,7 @@ class WanT2V:
         names = {_dtype_name(torch_dtype), _dtype_name(dtype)} - {None}
         if len(names) > 1:
             raise ValueError(f"torch_dtype {torch_dtype} and dtype {dtype} disagree; give one of them")
+        _check_device_map(device_map)
         gpu_bound = (device_map == "auto" and torch.cuda.is_available()) or (
             isinstance(device_map, str) and device_map.startswith("cuda"))
         name = names.pop() if names else ("bfloat16" if gpu_bound else "float32")
@@ -230,6 +245,12 @@ class WanT2V:
         taken off when it ends.
         """
         _check_analyze_options(analyze_options)
+        if capture_config is not None:
+            if not isinstance(capture_config, CaptureConfig):
+                raise RecordError(f"capture_config must be a recorder.capture.CaptureConfig, "
+                                  f"got {type(capture_config).__name__}")
+            inputs.check_capture_config(capture_config)
+        _check_output_dir(output_dir)
         self.visualization_dir = os.fspath(output_dir)
         self.capture_config = capture_config or CaptureConfig()
         self.analyze_options = dict(analyze_options)
@@ -264,8 +285,14 @@ class WanT2V:
         request = GenerationRequest(prompt=prompt, num_frames=num_frames, height=height, width=width,
                                     num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                                     **kwargs)
+        # Every input before the pipeline runs: a bad one costs nothing and leaves nothing behind.
+        inputs.check_generation_request(request)
+        inputs.check_request_for_pipeline(self.pipe, request, self.model_id)
         if self.visualization_dir is None:
             return self._generate_plain(request)
+        inputs.check_capture_config(self.capture_config)
+        inputs.check_branches(request, self.capture_config)
+        _check_output_dir(self.visualization_dir)
         return self._generate_recorded(request, self.visualization_dir)
 
     def generate_with_attention_visualization(self, prompt: str, num_frames: int = 16, height: int = 256,
@@ -334,6 +361,19 @@ class WanT2V:
         timing["analysis_s"] = time.perf_counter() - begin
         timing["total_s"] = time.perf_counter() - started
         return recording.frames, timing
+
+
+def _check_output_dir(output_dir) -> None:
+    """``output_dir`` must be a place where ``output_dir/run_NNN/store.zarr`` can be created."""
+    try:
+        text = os.fspath(output_dir)
+    except TypeError:
+        raise RecordError(f"output_dir must be a path, got {type(output_dir).__name__}") from None
+    if not str(text).strip():
+        raise RecordError("output_dir is empty; name a directory for the runs")
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise RecordError(f"output_dir {inputs.shown(os.fsdecode(text))} is a file, not a directory")
+    inputs.check_output_location(os.path.join(os.fsdecode(text), "run_000"))
 
 
 def _warn(notes: list[str]) -> None:

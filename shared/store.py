@@ -175,7 +175,7 @@ def _check_replaceable(directory: Path, shown: str) -> None:
     if directory.is_symlink() or not directory.is_dir():
         raise StoreError(f"{shown} exists and is not a wan-attention store; --overwrite replaces only a store "
                          "this tool wrote")
-    if not _is_ours(directory):
+    if not _is_ours(directory) and any(os.scandir(directory)):  # an empty directory holds nothing to lose
         raise StoreError(f"{shown} is not a wan-attention store; --overwrite replaces only a store this tool "
                          "wrote, never another directory")
     owner = _lock_is_held(directory)

@@ -112,3 +112,19 @@ def test_stop_signals_flush_and_mark_the_store_interrupted(tiny_model_dir, refer
     assert len(complete) >= 2  # the two flagged before the pause, plus what the flush wrote
     result = analyze(out, tmp_path)
     assert result.exit_code == 0, result.output
+
+
+def test_a_second_recorder_cannot_overwrite_a_live_recording(tiny_model_dir, reference, tmp_path):
+    out = tmp_path / "live.zarr"
+    first = start(tiny_model_dir, out, "steps/complete/c/0", 2, pause=20.0)
+    wait_paused(first)
+    second = start(tiny_model_dir, out, "never", 0, extra=["--overwrite"])
+    _, err = second.communicate(timeout=300)
+    assert second.returncode == 1, err
+    lines = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1 and "is being recorded by pid" in lines[0] and str(first.pid) in lines[0], err
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    root = zarr.open_group(str(out), mode="r")
+    assert root.attrs[schema.Attr.STATUS] == schema.STATUS_COMPLETE
+    assert assert_complete_steps_equal_reference(out, reference) == list(range(STEPS))

@@ -62,6 +62,14 @@ def test_a_directory_that_is_not_a_store_is_never_replaced(tmp_path):
     assert afile.read_text() == "x"
 
 
+def test_an_empty_directory_is_taken_with_overwrite_only(tmp_path):
+    (tmp_path / "empty.zarr").mkdir()
+    with pytest.raises(StoreError, match="already exists"):
+        create_recording_store(tmp_path / "empty.zarr", LAYOUT)
+    create_recording_store(tmp_path / "empty.zarr", LAYOUT, overwrite=True).release()
+    assert zarr.open_group(str(tmp_path / "empty.zarr"), mode="r").attrs[schema.Attr.SCHEMA] == schema.SCHEMA_NAME
+
+
 def test_an_existing_path_is_refused_without_overwrite(tmp_path):
     create_store(tmp_path / "s.zarr", LAYOUT)
     with pytest.raises(StoreError, match="already exists"):

@@ -129,10 +129,14 @@ def test_a_failing_write_stops_the_recording(tiny_pipe, small_request, tmp_path,
         raise OSError("no space left on device")
 
     monkeypatch.setattr(store_sink.StoreSink, "_gather_heads", broken)
-    with pytest.raises(WriterError, match="no space left"):
+    from recorder.errors import RecordError
+
+    # A write error is one line that names the store, the cause and what was kept.
+    with pytest.raises(RecordError, match=r"writing the store .*s\.zarr failed: .*no space left.*status 'failed'"):
         record(tiny_pipe, small_request, tmp_path / "s.zarr", show_progress=False)
     root = zarr.open_group(tmp_path / "s.zarr", mode="r")
     assert root.attrs[schema.Attr.STATUS] == schema.STATUS_FAILED
+    assert "no space left" in root.attrs[schema.Attr.ERROR]
 
 
 def test_pad_check_runs_once_per_layer_and_branch(tiny_pipe, small_request, tmp_path, monkeypatch):
