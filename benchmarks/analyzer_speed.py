@@ -1,6 +1,6 @@
 """Analyzer throughput on a full-size synthetic store, built on disk here.
 
-    python benchmarks/analyzer_speed.py [--steps 50] [--layers 30] [--store PATH] [--keep]
+    python -m benchmarks.analyzer_speed [--steps 50] [--layers 30] [--store PATH] [--keep]
 
 Builds (or reuses, with --store and --keep) a store the size of a Wan2.1-1.3B recording at
 480x832, 81 frames (grid 21 x 30 x 52), 30 tokens, with random softmax maps written step by
@@ -21,15 +21,12 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.common import write_json  # noqa: E402
-
-from recorder.tokens import group_token_strings  # noqa: E402
-from shared import grid as latent  # noqa: E402
-from shared import schema  # noqa: E402
-from shared.schema import Attr, BranchAttr, GridKey, RecordOption  # noqa: E402
-from shared.store import BranchLayout, StoreLayout, create_store  # noqa: E402
+from benchmarks.common import write_json
+from recorder.tokens import group_token_strings
+from shared import grid as latent
+from shared import schema
+from shared.schema import Attr, BranchAttr, GridKey, RecordOption
+from shared.store import BranchLayout, StoreLayout, create_store
 
 TOKENS = ["\u2581A", "\u2581cat", "\u2581walk", "s", "\u2581on", "\u2581the", "\u2581gr", "ass", ",",
           "\u2581under", "\u2581a", "\u2581cloud", "y", "\u2581sky", "\u2581at", "\u2581sun", "set", ",",

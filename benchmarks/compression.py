@@ -1,6 +1,6 @@
 """Which compressor for the attention arrays: ratio and speed of candidates on a recorded store.
 
-    python benchmarks/compression.py STORE [--samples 8]
+    python -m benchmarks.compression STORE [--samples 8]
 
 Reads a few (step, layer) chunks of cond/attention and encodes each with every
 candidate codec (numcodecs, the same implementations zarr uses), printing the ratio
@@ -10,17 +10,13 @@ candidate codec (numcodecs, the same implementations zarr uses), printing the ra
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
 import numcodecs
 import numpy as np
 import zarr
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.common import write_json  # noqa: E402
+from benchmarks.common import write_json
 
 CANDIDATES = {
     "zstd-3": numcodecs.Zstd(level=3),

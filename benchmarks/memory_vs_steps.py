@@ -1,6 +1,6 @@
 """Host memory against the number of steps: ours should be flat, a keep-in-memory capture grows.
 
-    python benchmarks/memory_vs_steps.py [--steps 2,8,32] [--layers 2]
+    python -m benchmarks.memory_vs_steps [--steps 2,8,32] [--layers 2]
 
 Each (mode, steps) runs in a fresh child process, so every peak is that run's own:
 "extra" is the peak resident memory during the generation minus the resident memory
@@ -18,11 +18,10 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.common import write_json  # noqa: E402
+from benchmarks.common import write_json
 
 MODES = ("plain", "ours", "peer")
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where `-m benchmarks...` resolves
 
 
 def child(mode: str, steps: int, layers: int, height: int, width: int, frames: int) -> dict:
@@ -32,7 +31,12 @@ def child(mode: str, steps: int, layers: int, height: int, width: int, frames: i
 
     from benchmarks.memory import PeakRSS
     from benchmarks.wan_shaped import build_wan_shaped_pipeline
-    from recorder.record import GenerationRequest, generate_plain, pipeline_call_kwargs, record
+    from recorder.record import (
+        GenerationRequest,
+        generate_plain,
+        pipeline_call_kwargs,
+        record,
+    )
 
     pipe = build_wan_shaped_pipeline(layers, "cpu", torch.float32, real_vae=False)
     pipe.set_progress_bar_config(disable=True)
@@ -79,10 +83,10 @@ def main(argv=None) -> dict:
     rows = []
     for mode in modes:
         for n in steps:
-            out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", mode, str(n),
+            out = subprocess.run([sys.executable, "-m", "benchmarks.memory_vs_steps", "--child", mode, str(n),
                                   "--layers", str(args.layers), "--height", str(args.height),
                                   "--width", str(args.width), "--frames", str(args.frames)],
-                                 check=True, capture_output=True, text=True)
+                                 check=True, capture_output=True, text=True, cwd=PROJECT_ROOT)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(f"{mode} {n} steps: +{rows[-1]['extra_bytes'] / 2**20:.0f} MiB", file=sys.stderr)
     print(f"\npeak extra host memory during generation (MiB), {args.layers} layers of the 1.3B shape, "

@@ -1,7 +1,7 @@
 """Recording overhead: plain generation against generation with the recorder, same pipeline, same inputs.
 
-    python benchmarks/record_overhead.py --preset cpu-small      # here: 17 frames at 96x160
-    python benchmarks/record_overhead.py --preset gpu-480p       # on a GPU: 81 frames at 480x832, bf16
+    python -m benchmarks.record_overhead --preset cpu-small      # here: 17 frames at 96x160
+    python -m benchmarks.record_overhead --preset gpu-480p       # on a GPU: 81 frames at 480x832, bf16
 
 Prints a table and writes JSON (--json). Each repeat runs plain then recorded; the
 median and the spread (min..max) are reported. Also checks that the recorded video is
@@ -21,17 +21,18 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.common import write_json  # noqa: E402
-from shared.store import disk_bytes  # noqa: E402
-
-from benchmarks.memory import PeakRSS  # noqa: E402
-from benchmarks.wan_shaped import build_wan_shaped_pipeline  # noqa: E402
-from recorder.capture import CaptureConfig  # noqa: E402
-from recorder.capture import AttentionCapture  # noqa: E402
-from recorder.record import GenerationRequest, generate_plain, pipeline_call_kwargs, record  # noqa: E402
-from recorder.tokens import prompt_tokens  # noqa: E402
+from benchmarks.common import write_json
+from benchmarks.memory import PeakRSS
+from benchmarks.wan_shaped import build_wan_shaped_pipeline
+from recorder.capture import AttentionCapture, CaptureConfig
+from recorder.record import (
+    GenerationRequest,
+    generate_plain,
+    pipeline_call_kwargs,
+    record,
+)
+from recorder.tokens import prompt_tokens
+from shared.store import disk_bytes
 
 
 def capture_only(pipe, request: GenerationRequest):

@@ -1,8 +1,8 @@
 """All benchmarks in one command; prints each table and writes one JSON.
 
-    python benchmarks/run_all.py --json benchmarks/results/cpu.json          # this machine (CPU)
-    python benchmarks/run_all.py --gpu --json benchmarks/results/gpu.json    # on a GPU
-    python benchmarks/run_all.py --smoke                                     # seconds; part of make test
+    python -m benchmarks.run_all --json benchmarks/results/cpu.json          # this machine (CPU)
+    python -m benchmarks.run_all --gpu --json benchmarks/results/gpu.json    # on a GPU
+    python -m benchmarks.run_all --smoke                                     # seconds; part of make test
 
 1. recording overhead: plain / ours / ours without the store / attention-map-diffusers
 2. host memory against the number of steps (2, 8, 32), each run in its own process
@@ -13,14 +13,9 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.common import write_json  # noqa: E402
-
-from benchmarks import analyzer_speed, memory_vs_steps, record_overhead, store_cost  # noqa: E402
+from benchmarks import analyzer_speed, memory_vs_steps, record_overhead, store_cost
+from benchmarks.common import write_json
 
 PLANS = {
     "cpu": {

@@ -1,7 +1,7 @@
 """Store cost: bytes on disk per recorded (step, layer), per precision option, and the
 background writer's throughput alone.
 
-    python benchmarks/store_cost.py [--grid 21,30,52] [--tokens 30] [--chunks 24] [--from-store STORE]
+    python -m benchmarks.store_cost [--grid 21,30,52] [--tokens 30] [--chunks 24] [--from-store STORE]
 
 Maps are random softmax rows over the real tokens plus a merged pad key, like a
 random-weight recording (or chunks read from --from-store). Each precision option writes
@@ -15,22 +15,17 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.common import write_json  # noqa: E402
-from shared.store import disk_bytes  # noqa: E402
-
-from recorder.precision import round_mantissa  # noqa: E402
-from recorder.writer import BackgroundWriter  # noqa: E402
-from shared import schema  # noqa: E402
-from shared.store import BranchLayout, StoreLayout, create_store  # noqa: E402
+from benchmarks.common import write_json
+from recorder.precision import round_mantissa
+from recorder.writer import BackgroundWriter
+from shared import schema
+from shared.store import BranchLayout, StoreLayout, create_store, disk_bytes
 
 OPTIONS = (10, 7, 5, 3)
 

@@ -1,6 +1,6 @@
 """Store sizes computed from the schema (not measured): uncompressed bytes per recording.
 
-    python benchmarks/store_sizes.py
+    python -m benchmarks.store_sizes
 
 For each resolution and option, the cond attention + padding arrays (float16) and the
 video (uint8). Compression shrinks attention only ~1.2x (README "Compression").
@@ -8,15 +8,9 @@ video (uint8). Compression shrinks attention only ~1.2x (README "Compression").
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from shared import grid  # noqa: E402
-from shared import schema  # noqa: E402
+from shared import grid, schema
 
 CASES = [
     # label, height, width, frames, steps, layers, tokens, spatial factor (VAE x patch)

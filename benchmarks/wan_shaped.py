@@ -26,7 +26,12 @@ def build_wan_shaped_pipeline(num_layers: int = 30, device: str = "cpu", dtype: 
                               seed: int = 0, real_vae: bool = True):
     """``real_vae=False`` swaps in the tiny test VAE: on a 2-core CPU the real one's decode
     takes minutes and would hide the transformer-side cost the benchmarks are about."""
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    from diffusers import (
+        AutoencoderKLWan,
+        UniPCMultistepScheduler,
+        WanPipeline,
+        WanTransformer3DModel,
+    )
     from transformers import UMT5Config, UMT5EncoderModel
 
     from recorder.tiny import build_tokenizer
