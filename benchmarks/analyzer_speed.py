@@ -22,11 +22,11 @@ import time
 import numpy as np
 
 from benchmarks.common import write_json
-from recorder.tokens import group_token_strings
 from shared import grid as latent
 from shared import schema
-from shared.schema import Attr, BranchAttr, GridKey, RecordOption
+from shared.schema import Attr, BranchAttr, GridKey
 from shared.store import BranchLayout, StoreLayout, create_store
+from shared.words import group_token_strings
 
 TOKENS = ["\u2581A", "\u2581cat", "\u2581walk", "s", "\u2581on", "\u2581the", "\u2581gr", "ass", ",",
           "\u2581under", "\u2581a", "\u2581cloud", "y", "\u2581sky", "\u2581at", "\u2581sun", "set", ",",
@@ -44,9 +44,7 @@ def build_store(path: str, steps: int, layers: int, height=480, width=832, frame
         Attr.NUM_INFERENCE_STEPS: steps, Attr.GUIDANCE_SCALE: 5.0, Attr.SCHEDULER: "UniPCMultistepScheduler",
         Attr.MODEL_ID: "synthetic (benchmarks/analyzer_speed.py)", Attr.MODEL_CLASS: "WanPipeline",
         Attr.VERSIONS: {"wan_attention": "benchmark"},
-        Attr.RECORD_OPTIONS: {RecordOption.HEADS: "mean", RecordOption.LAYERS: list(range(layers)),
-                              RecordOption.LAYER_REDUCTION: "none", RecordOption.BRANCHES: ["cond"],
-                              RecordOption.STEP_STRIDE: 1},
+        Attr.RECORD_OPTIONS: schema.record_options(list(range(layers))),
         Attr.STARTED_AT: "2026-01-01T00:00:00Z",
         Attr.LATENT_GRID: {GridKey.FRAMES: f, GridKey.HEIGHT: h, GridKey.WIDTH: w, GridKey.PATCH_SIZE: [1, 2, 2],
                            GridKey.VAE_SCALE_TEMPORAL: 4, GridKey.VAE_SCALE_SPATIAL: 8,

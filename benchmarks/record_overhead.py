@@ -25,12 +25,7 @@ from benchmarks.common import write_json
 from benchmarks.memory import PeakRSS
 from benchmarks.wan_shaped import build_wan_shaped_pipeline
 from recorder.capture import AttentionCapture, CaptureConfig
-from recorder.record import (
-    GenerationRequest,
-    generate_plain,
-    pipeline_call_kwargs,
-    record,
-)
+from recorder.record import GenerationRequest, generate_plain, pipeline_call_kwargs, record
 from recorder.tokens import prompt_tokens
 from shared.store import disk_bytes
 

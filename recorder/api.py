@@ -29,6 +29,8 @@ from recorder import inputs
 from recorder.capture import CaptureConfig
 from recorder.errors import RecordError
 from recorder.record import GenerationRequest, check_request, generate_plain, record
+from recorder.request import pipeline_progress
+from shared.errors import describe
 
 _REQUEST_FIELDS = {f.name for f in fields(GenerationRequest)} - {"prompt"}
 _RUN_DIR = re.compile(r"^run_(\d+)$")
@@ -319,15 +321,10 @@ class WanT2V:
         requested_frames = request.num_frames
         request, notes = check_request(self.pipe, request)
         _warn(notes)
-        previous_bar = dict(getattr(self.pipe, "_progress_bar_config", {}))
-        self.pipe.set_progress_bar_config(**{**previous_bar, "disable": not self.show_progress})
-        try:
-            with _StageTimer(self.pipe) as stages:
-                begin = time.perf_counter()
-                video = generate_plain(self.pipe, request)
-                generation_s = time.perf_counter() - begin
-        finally:
-            self.pipe._progress_bar_config = previous_bar
+        with pipeline_progress(self.pipe, self.show_progress), _StageTimer(self.pipe) as stages:
+            begin = time.perf_counter()
+            video = generate_plain(self.pipe, request)
+            generation_s = time.perf_counter() - begin
         timing = _timing(stages, request, requested_frames, notes, generation_s)
         timing["attention_visualization"] = False
         timing["total_s"] = time.perf_counter() - started
@@ -355,7 +352,7 @@ class WanT2V:
             timing["outputs"] = analyze(store, run_dir, **options)
         except Exception as exc:  # noqa: BLE001 - the video and the store are good; do not lose them
             timing["outputs"] = {}
-            timing["analysis_error"] = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+            timing["analysis_error"] = describe(exc)
             _warn([f"the analysis failed ({timing['analysis_error']}); the store {store} is complete, "
                    f"re-run: wan-analyze {store} -o OUTDIR"])
         timing["analysis_s"] = time.perf_counter() - begin

@@ -39,8 +39,9 @@ class CaptureConfig:
     branches: "cond" (the prompt), and "uncond" (the negative prompt) if asked.
     step_stride: record steps 0, k, 2k, ...
     query_chunk_bytes: device memory for one chunk of fp32 logits; bounds memory at any resolution.
-    mantissa_bits: float16 mantissa bits kept in the stored maps; 10 is lossless float16,
-        fewer is a lossy, smaller store (recorder.precision).
+
+    How the maps are stored (their precision) is not the capture's business:
+    :class:`shared.store.StorageOptions`.
     """
 
     heads: tuple[int, ...] | None = None
@@ -49,7 +50,6 @@ class CaptureConfig:
     branches: tuple[str, ...] = (BRANCH_COND,)
     step_stride: int = 1
     query_chunk_bytes: int = 256 * 2**20
-    mantissa_bits: int = 10
 
     def __post_init__(self):
         unknown = set(self.branches) - set(BRANCHES)
@@ -57,8 +57,6 @@ class CaptureConfig:
             raise ValueError(f"branches must be 'cond' or 'cond,uncond', got {','.join(self.branches)}")
         if self.step_stride < 1:
             raise ValueError(f"step stride must be at least 1, got {self.step_stride}")
-        if not 0 <= self.mantissa_bits <= 10:
-            raise ValueError(f"mantissa bits must be 0..10, got {self.mantissa_bits}")
 
     def records_step(self, step: int) -> bool:
         return step % self.step_stride == 0
@@ -177,7 +175,6 @@ class AttentionCapture:
         self.timer = _DeviceTimer()
         self.step = 0
         self._pass = 0
-        self.expert = -1
         self.branch = BRANCH_COND
         self.experts_by_step: dict[int, int] = {}
         self.num_keys: dict[str, int] = {}
@@ -229,7 +226,6 @@ class AttentionCapture:
                                    "is callback_on_step_end chained to the capture?")
             self.branch = BRANCHES[self._pass]
             self._pass += 1
-            self.expert = expert
             self.experts_by_step[self.step] = expert
             # The pipeline's text embedding of this pass: the same tensor every step unless a
             # callback replaces it; the pad check below is keyed on it.

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import click
 
 from shared.cli import default_group
+from shared.errors import first_line
 
 DEFAULT_MODEL = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 
@@ -98,11 +99,6 @@ class _Failure(click.ClickException):
         self.exit_code = exit_code
 
 
-def _line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
 def _failure(exc: BaseException, output: str, stage: str = "before") -> _Failure:
     """The one line and exit code for anything that ends a recording command."""
     from recorder.errors import RecordError, RecordInterrupted
@@ -110,11 +106,11 @@ def _failure(exc: BaseException, output: str, stage: str = "before") -> _Failure
     from shared.store import StoreError
 
     if isinstance(exc, RecordInterrupted):
-        return _Failure(_line(exc), exc.exit_code)
+        return _Failure(first_line(exc), exc.exit_code)
     if isinstance(exc, (RecordError, StoreError)):
-        return _Failure(_line(exc))
+        return _Failure(first_line(exc))
     if isinstance(exc, WriterError):
-        return _Failure(f"{_line(exc)}; what was written is kept in {output} (status 'failed')")
+        return _Failure(f"{first_line(exc)}; what was written is kept in {output} (status 'failed')")
     if isinstance(exc, KeyboardInterrupt):
         where = {"before": "before the recording started; no store was written",
                  "recording": f"the store {output} keeps what was written",
@@ -128,8 +124,8 @@ def _failure(exc: BaseException, output: str, stage: str = "before") -> _Failure
         where = f": {exc.filename}" if exc.filename else ""
         return _Failure(f"{exc.strerror}{where}")
     if isinstance(exc, ValueError):
-        return _Failure(_line(exc))
-    return _Failure(f"{type(exc).__name__}: {_line(exc)} (set WAN_ATTENTION_TRACEBACK=1 for the traceback)")
+        return _Failure(first_line(exc))
+    return _Failure(f"{type(exc).__name__}: {first_line(exc)} (set WAN_ATTENTION_TRACEBACK=1 for the traceback)")
 
 
 def _record(stage, output, prompt, model, negative_prompt, seed, height, width, num_frames, num_inference_steps,
@@ -142,7 +138,6 @@ def _record(stage, output, prompt, model, negative_prompt, seed, height, width, 
             layer_mean=layer_mean,
             branches=("cond", "uncond") if branch == "both" else ("cond",),
             step_stride=step_stride,
-            mantissa_bits=mantissa_bits,
         )
     except click.BadParameter as exc:
         raise click.UsageError(exc.message) from None
@@ -160,6 +155,7 @@ def _record(stage, output, prompt, model, negative_prompt, seed, height, width, 
     config_fields["query_chunk_bytes"] = inputs.check_query_chunk_mb(query_chunk_mb)
     inputs.check_capture_config(SimpleNamespace(**config_fields))
     inputs.check_branches(SimpleNamespace(**request_fields), SimpleNamespace(**config_fields))
+    storage = inputs.check_storage(mantissa_bits)
     check_model_name(model)
     device = inputs.check_device(device)  # imports torch to ask for the GPU
 
@@ -177,7 +173,7 @@ def _record(stage, output, prompt, model, negative_prompt, seed, height, width, 
     pipe = load_pipeline(model, dtype=dtype, device=device)  # the hub check (one request, or the cache) comes first
     inputs.check_request_for_pipeline(pipe, request, model)
     stage["at"] = "recording"
-    result = record(pipe, request, output, config, overwrite=overwrite, model_id=model,
+    result = record(pipe, request, output, config, storage=storage, overwrite=overwrite, model_id=model,
                     show_progress=True, notify=lambda note: click.echo(f"note: {note}", err=True))
     stage["at"] = "done"
     timing = result.timing

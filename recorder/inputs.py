@@ -144,10 +144,8 @@ def check_capture_config(config) -> None:
                           f"got {_repr(config.branches)}")
     if not _is_int(config.step_stride):
         raise RecordError(f"step stride must be an integer (--step-stride), got {_repr(config.step_stride)}")
-    if not _is_int(config.mantissa_bits):
-        raise RecordError(f"mantissa bits must be an integer (--mantissa-bits), got {_repr(config.mantissa_bits)}")
     _int_in("query_chunk_bytes", config.query_chunk_bytes, 1, MAX_QUERY_CHUNK_BYTES)
-    # CaptureConfig's own checks (branches, step stride >= 1, mantissa bits 0..10), one line each.
+    # CaptureConfig's own checks (branches, step stride >= 1), one line each.
     post_init = getattr(type(config), "__post_init__", None)
     if post_init is not None:
         try:
@@ -156,6 +154,16 @@ def check_capture_config(config) -> None:
             raise RecordError(str(exc)) from None
     elif config.step_stride < 1:  # an object that is not a CaptureConfig: the same rules, by hand
         raise RecordError(f"step stride must be at least 1 (--step-stride), got {config.step_stride}")
+
+
+def check_storage(mantissa_bits):
+    """The storage options for ``--mantissa-bits``; a RecordError outside 0..10."""
+    from shared.store import StorageOptions
+
+    try:
+        return StorageOptions(mantissa_bits=mantissa_bits)
+    except ValueError as exc:
+        raise RecordError(str(exc)) from None
 
 
 def check_query_chunk_mb(value) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-FLOAT16_MANTISSA_BITS = 10
+from shared.schema import FLOAT16_MANTISSA_BITS
 
 
 def round_mantissa(values: torch.Tensor, bits: int) -> torch.Tensor:

@@ -14,7 +14,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from recorder.precision import FLOAT16_MANTISSA_BITS, round_mantissa
+from recorder.precision import round_mantissa
 from recorder.probabilities import ReducedAttention
 from recorder.writer import BackgroundWriter
 from shared import schema
@@ -47,7 +47,7 @@ class StoreSink:
     """
 
     def __init__(self, root, writer: BackgroundWriter, grid: tuple[int, int, int], num_layers: int,
-                 num_heads: int, step_slots: dict[int, int], mantissa_bits: int = FLOAT16_MANTISSA_BITS):
+                 num_heads: int, step_slots: dict[int, int], mantissa_bits: int = schema.FLOAT16_MANTISSA_BITS):
         self.root = root
         self.writer = writer
         self.grid = grid

@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Callable
 
+from shared.errors import describe
+
 _STOP = object()
 
 
@@ -28,7 +30,6 @@ class BackgroundWriter:
         self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
         self._error: BaseException | None = None
         self.seconds_writing = 0.0
-        self.jobs_done = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -42,7 +43,6 @@ class BackgroundWriter:
                     start = time.perf_counter()
                     job()
                     self.seconds_writing += time.perf_counter() - start
-                    self.jobs_done += 1
             except BaseException as exc:  # noqa: BLE001 - handed to the caller, not swallowed
                 self._error = exc
             finally:
@@ -55,9 +55,7 @@ class BackgroundWriter:
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
-            first_line = (str(self._error).strip().splitlines() or [""])[0]
-            raise WriterError(f"writing the store failed: {type(self._error).__name__}: {first_line}") \
-                from self._error
+            raise WriterError(f"writing the store failed: {describe(self._error)}") from self._error
 
     def submit(self, job: Callable[[], None]) -> None:
         """Queue ``job``; blocks while the queue is full. Raises if an earlier job failed."""

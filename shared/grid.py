@@ -23,7 +23,3 @@ def pixel_frames_of_latent(num_latent_frames: int, temporal_factor: int = 4) -> 
             spans.append([temporal_factor * f - temporal_factor + 1, temporal_factor * f])
     return spans
 
-
-def latent_frame_of_pixel(pixel_frame: int, temporal_factor: int = 4) -> int:
-    """The latent frame whose attention map describes ``pixel_frame``."""
-    return 0 if pixel_frame == 0 else (pixel_frame + temporal_factor - 1) // temporal_factor

@@ -204,6 +204,32 @@ class RecordOption:
     QUERY_CHUNK = "query_chunk"
 
 
+# Stored maps are float16; the recorder may round them to fewer mantissa bits (a lossy option).
+FLOAT16_MANTISSA_BITS = 10
+
+
+def record_options(layers: list[int], *, heads: list[int] | None = None, layer_mean: bool = False,
+                   branches: tuple[str, ...] = (BRANCH_COND,), step_stride: int = 1,
+                   mantissa_bits: int = FLOAT16_MANTISSA_BITS, query_chunk: int | None = None) -> dict:
+    """The RECORD_OPTIONS attribute: how a store was recorded, in the one spelling every reader expects."""
+    return {
+        RecordOption.HEADS: "mean" if heads is None else list(heads),
+        RecordOption.LAYERS: list(layers),
+        RecordOption.LAYER_REDUCTION: "mean" if layer_mean else "none",
+        RecordOption.BRANCHES: list(branches),
+        RecordOption.STEP_STRIDE: step_stride,
+        RecordOption.PRECISION: "float16" if mantissa_bits == FLOAT16_MANTISSA_BITS
+        else f"float16 rounded to {mantissa_bits} mantissa bits",
+        RecordOption.MANTISSA_BITS: mantissa_bits,
+        RecordOption.QUERY_CHUNK: query_chunk,
+    }
+
+
+def recorded_steps(num_inference_steps: int, step_stride: int = 1) -> list[int]:
+    """The pipeline steps a store records, in the order of its step axis: 0, k, 2k, ..."""
+    return list(range(0, num_inference_steps, step_stride))
+
+
 REQUIRED_ROOT_ATTRS = (
     Attr.SCHEMA, Attr.SCHEMA_VERSION, Attr.STATUS, Attr.PROMPT, Attr.NEGATIVE_PROMPT, Attr.SEED,
     Attr.HEIGHT, Attr.WIDTH, Attr.NUM_FRAMES, Attr.NUM_INFERENCE_STEPS, Attr.GUIDANCE_SCALE,

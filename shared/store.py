@@ -21,6 +21,7 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec, ZstdCodec
 
 from shared import schema
+from shared.errors import describe as reason
 from shared.local_store import MAX_KEY_BYTES, SafeLocalStore
 from shared.ownership import LOCK_NAME, LockHeld, StoreLock, describe_owner, read_owner
 from shared.schema import Attr
@@ -28,14 +29,6 @@ from shared.schema import Attr
 
 class StoreError(Exception):
     """A store is missing, unreadable, not one this version understands, or cannot be created. One line."""
-
-
-def reason(exc: BaseException) -> str:
-    """An OS error as a person reads it ("No space left on device"), anything else as its first line."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {' '.join(lines[0].split())}" if lines else type(exc).__name__
 
 
 # A crc32c checksum after compression, on every array: a flipped bit is an error on read,
@@ -86,6 +79,19 @@ def _create(group: zarr.Group, spec: schema.ArraySpec, shape, chunks, compressor
     return group.create_array(spec.path, shape=shape, chunks=chunks, dtype=spec.dtype,
                               fill_value=spec.fill_value, dimension_names=spec.dims,
                               compressors=compressors)
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    """How the maps are stored, whatever was captured: float16 rounded to ``mantissa_bits`` (10 = lossless)."""
+
+    mantissa_bits: int = schema.FLOAT16_MANTISSA_BITS
+
+    def __post_init__(self):
+        if isinstance(self.mantissa_bits, bool) or not isinstance(self.mantissa_bits, int) \
+                or not 0 <= self.mantissa_bits <= schema.FLOAT16_MANTISSA_BITS:
+            raise ValueError(f"mantissa bits must be an integer 0..{schema.FLOAT16_MANTISSA_BITS} (--mantissa-bits), "
+                             f"got {self.mantissa_bits!r}")
 
 
 @dataclass

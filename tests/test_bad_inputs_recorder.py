@@ -446,9 +446,16 @@ def test_valid_capture_configs_pass_every_time():
 
     for config in (CaptureConfig(), CaptureConfig(heads=(0, 3), layers=(29, 0), layer_mean=True,
                                                   branches=("cond", "uncond"), step_stride=5,
-                                                  query_chunk_bytes=1024, mantissa_bits=0)):
+                                                  query_chunk_bytes=1024)):
         assert inputs.check_capture_config(config) is None
         assert inputs.check_capture_config(config) is None
+
+
+@pytest.mark.parametrize("bits", [11, -1, 2.5, True, "3"])
+def test_storage_precision_outside_0_to_10_is_one_line(bits):
+    with pytest.raises(RecordError, match=r"mantissa bits must be an integer 0\.\.10 \(--mantissa-bits\)"):
+        inputs.check_storage(bits)
+    assert inputs.check_storage(0).mantissa_bits == 0
 
 
 def test_capture_config_rules_of_its_own_are_reused_as_one_line():
@@ -456,10 +463,6 @@ def test_capture_config_rules_of_its_own_are_reused_as_one_line():
     from recorder.capture import CaptureConfig
 
     config = CaptureConfig()
-    object.__setattr__(config, "mantissa_bits", 11)
-    with pytest.raises(RecordError, match="mantissa bits must be 0..10, got 11"):
-        inputs.check_capture_config(config)
-    object.__setattr__(config, "mantissa_bits", 10)
     object.__setattr__(config, "branches", ("uncond",))
     with pytest.raises(RecordError, match="branches must be 'cond' or 'cond,uncond'"):
         inputs.check_capture_config(config)

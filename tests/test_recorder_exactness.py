@@ -155,7 +155,10 @@ def test_mantissa_rounding_is_the_documented_lossy_option(tiny_pipe, small_reque
     from recorder.precision import round_mantissa
 
     exact = record(tiny_pipe, small_request, tmp_path / "a.zarr", show_progress=False)
-    lossy = record(tiny_pipe, small_request, tmp_path / "b.zarr", CaptureConfig(mantissa_bits=3), show_progress=False)
+    from shared.store import StorageOptions
+
+    lossy = record(tiny_pipe, small_request, tmp_path / "b.zarr", storage=StorageOptions(mantissa_bits=3),
+                   show_progress=False)
     a = zarr.open_group(exact.store, mode="r")[schema.attention("cond").path][:]
     b = zarr.open_group(lossy.store, mode="r")[schema.attention("cond").path][:]
     assert np.array_equal(b, round_mantissa(torch.from_numpy(a), 3).numpy())
