@@ -12,12 +12,14 @@ import click
 
 from analyzer.choices import ANIMATION_FORMATS, IMAGE_FORMATS, NORMALISATIONS, OUTPUT_KINDS
 from analyzer.errors import AnalyzerError
+from analyzer.text import printable
 from shared.cli import default_group
 from shared.store import StoreError
 
 
-def _fail(exc: Exception) -> click.ClickException:
-    return click.ClickException(" ".join(str(exc).split()))
+def _fail(exc: Exception | str) -> click.ClickException:
+    # one line, and anything the store put in the message (a word, an error text) shown, never obeyed
+    return click.ClickException(printable(exc))
 
 
 @default_group("analyze", help=__doc__)
@@ -49,12 +51,20 @@ def main():
               type=click.Choice(NORMALISATIONS),
               help="Colour scale of the word overlays: one for all (global), each step weighted alike "
                    "(per-step), each latent frame (per-frame) or each word (per-word) on its own.")
-@click.option("--sheet-frames", default=8, show_default=True, type=int, help="Frames shown in the contact sheets.")
-@click.option("--overlay-width", default=320, show_default=True, type=int, help="Width of overlay frames in pixels.")
+@click.option("--sheet-frames", default=8, show_default=True, type=int,
+              help="Frames shown in the contact sheets (1-64).")
+@click.option("--overlay-width", default=320, show_default=True, type=int,
+              help="Width of overlay frames in pixels (16-4096).")
 @click.option("--heatmap-rows", default=256, show_default=True, type=int,
-              help="Rows of the step heatmaps: video tokens are averaged in consecutive groups down to this.")
-@click.option("--step-fps", default=2.0, show_default=True, type=float, help="Frame rate of the step animation.")
-@click.option("--word-fps", default=8.0, show_default=True, type=float, help="Frame rate of the word animations.")
+              help="Rows of the step heatmaps (2-4096): video tokens are averaged in consecutive groups down to "
+                   "this.")
+@click.option("--step-fps", default=2.0, show_default=True, type=float,
+              help="Frame rate of the step animation (0.1-100).")
+@click.option("--word-fps", default=8.0, show_default=True, type=float,
+              help="Frame rate of the word animations (0.1-100).")
+@click.option("--skip-corrupt", is_flag=True,
+              help="Leave out a step that fails a check (a value that is no probability, an unreadable chunk, NaN) "
+                   "and list it in the report, instead of stopping.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def analyze_command(store, out_dir, quiet, **options):
     """Write per-step heatmaps, montage, animation, per-word maps and the report for STORE.
@@ -70,6 +80,9 @@ def analyze_command(store, out_dir, quiet, **options):
         raise _fail(exc) from None
     except BrokenProcessPool as exc:
         raise _fail(f"a picture-encoding worker process died (out of memory, or killed): {exc}") from None
+    except MemoryError as exc:  # a store whose maps are larger than this machine can hold: say so, in one line
+        raise _fail(f"out of memory while analysing {store}: {exc or 'MemoryError'}; try --steps, --layers or "
+                    f"fewer --outputs, or a machine with more memory") from None
     if "report" in written:
         click.echo(str(written["report"]))
 

@@ -17,15 +17,12 @@ class HeadStat:
     top_token_mass: float
 
 
-def rank_heads(entropy: np.ndarray, token_mass: np.ndarray, padding: np.ndarray,
+def rank_heads(mean_entropy: np.ndarray, mean_mass: np.ndarray, mean_padding: np.ndarray,
                layer_blocks: list[int]) -> list[HeadStat]:
     """All heads, most focused (lowest entropy) first.
 
-    entropy, padding: (steps, layers, heads); token_mass: (steps, layers, heads, tokens).
+    Means over the analysed steps: entropy, padding (layers, heads); token mass (layers, heads, tokens).
     """
-    mean_entropy = entropy.mean(axis=0)
-    mean_padding = padding.mean(axis=0)
-    mean_mass = token_mass.mean(axis=0)
     stats = []
     for layer, block in enumerate(layer_blocks):
         for head in range(mean_entropy.shape[1]):

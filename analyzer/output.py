@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,43 @@ LAYER_PROFILE = "layer_profile"
 HEAD_RANKING = "head_ranking"
 WORDS_DIR = "words"
 PALETTE_SAMPLES = 8
+
+
+# Kernel file systems: a directory there is no place for pictures (writes fail, or change the system).
+_VIRTUAL_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
+_DEV_EXCEPTIONS = (Path("/dev/shm"),)  # a tmpfs: a real, if volatile, place for files
+
+
+def check_directory(path: str | os.PathLike, store: str | os.PathLike | None = None) -> None:
+    """Refuse, before the store is read, an output path no analysis may write to.
+
+    An empty path would mean the working directory; a path under /proc, /sys or /dev is a
+    kernel file system; a path inside a local store would mix pictures into its keys.
+    """
+    text = os.fspath(path)
+    if not text.strip():
+        raise AnalyzerError("the output path is empty; name a directory for the pictures and the report")
+    if "\x00" in text:
+        raise AnalyzerError("the output path contains a NUL character")
+    real = Path(os.path.realpath(text))
+    for root in _VIRTUAL_ROOTS:
+        if (real == root or root in real.parents) and not any(e == real or e in real.parents for e in _DEV_EXCEPTIONS):
+            raise AnalyzerError(f"output directory {text} is under {root}, a kernel file system; "
+                                f"choose a directory on disk")
+    if store is not None and "://" not in os.fspath(store) and os.path.isdir(store):
+        store_real = Path(os.path.realpath(store))
+        if real == store_real or store_real in real.parents:
+            raise AnalyzerError(f"output directory {text} is inside the store {os.fspath(store)}; choose a "
+                                f"directory outside it")
+
+
+def confined(directory: Path, name: str) -> Path:
+    """``directory / name``, refused unless it stays directly inside ``directory`` (names come from the store)."""
+    path = directory / name
+    if os.sep in name or (os.altsep and os.altsep in name) or "\x00" in name or name in ("", ".", "..") \
+            or path.resolve().parent != directory.resolve():
+        raise AnalyzerError(f"file name {name!r} would leave the output directory {directory}")
+    return path
 
 
 def prepare_directory(path: str | Path, overwrite: bool) -> Path:

@@ -16,6 +16,10 @@ from analyzer.choices import NORMALISATIONS
 from analyzer.fonts import font
 
 OVERLAY_ALPHA = 0.65
+# A frame the store does not hold is drawn as this grey, labelled, never as a black frame
+# (zarr reads a missing chunk back as zeros, which would look like a recorded dark scene).
+NOT_RECORDED_GREY = 128
+NOT_RECORDED_LABEL = "frame not recorded"
 _HEAT_LUT = (colormaps["turbo"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.float32)
 # 60 distinct colours; beyond that they repeat, and the legend says so
 _SEGMENT_COLOURS = (np.asarray([colormaps[name](i)[:3] for name in ("tab20", "tab20b", "tab20c") for i in range(20)])
@@ -110,6 +114,21 @@ def caption(frame: np.ndarray, line: str) -> Image.Image:
     image.paste(Image.fromarray(frame), (0, 20))
     ImageDraw.Draw(image).text((4, 3), text.plain_label(line, 80), fill="white", font=label_font)
     return image
+
+
+def mark_not_recorded(frame: np.ndarray) -> np.ndarray:
+    """``frame`` (h, w, 3) uint8 with the "frame not recorded" label in a dark band across its middle."""
+    height, width = frame.shape[:2]
+    size = max(8, min(14, width // 12))
+    label_font = font(size)
+    image = Image.fromarray(np.ascontiguousarray(frame))
+    draw = ImageDraw.Draw(image)
+    top = max(0, height // 2 - size)
+    draw.rectangle((0, top, width, min(height, top + 2 * size)), fill=(40, 40, 40))
+    text_width = label_font.getlength(NOT_RECORDED_LABEL)
+    draw.text((max(2, (width - text_width) / 2), top + size / 2 - 1), NOT_RECORDED_LABEL, fill="white",
+              font=label_font)
+    return np.asarray(image)
 
 
 def sample_frames(num_video_frames: int, count: int) -> list[int]:

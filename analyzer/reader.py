@@ -7,17 +7,20 @@ reads one step (the selected layers of it) while the caller works on the previou
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
-from collections import deque
+from collections import defaultdict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
-from analyzer.arrays import HALF_INVALID, column_sums, half_to_single
-from analyzer.errors import AnalyzerError
+from analyzer import integrity
+from analyzer.arrays import column_sums, half_to_single
+from analyzer.errors import AnalyzerError, StepError
 from shared import grid as latent
 from shared import schema
 from shared.schema import Attr, BranchAttr, GridKey, RecordOption
@@ -55,6 +58,9 @@ class StepData:
     padding: (queries,) float32, mean padding mass over the selected layers.
     layer_token_mass: (layers, tokens) float64, mean over queries of each layer's attention.
     layer_padding: (layers,) float64, mean padding mass of each layer.
+    query_total: (queries,) float64, each query's attention summed over the tokens (None: not computed).
+    heads: the step's per-head summaries of the selected layers, float64 by name: "entropy" and
+        "padding" (layers, heads), "token_mass" (layers, heads, tokens); None when not read.
     """
 
     step: Step
@@ -62,6 +68,25 @@ class StepData:
     padding: np.ndarray
     layer_token_mass: np.ndarray
     layer_padding: np.ndarray
+    query_total: np.ndarray | None = None
+    heads: dict[str, np.ndarray] | None = None
+
+
+@dataclass(frozen=True)
+class RawStep:
+    """One step as stored: attention (L, Q, T) and padding (L, Q) float16, per-head summaries, the layers read."""
+
+    step: Step
+    layers: list[int]
+    attention: np.ndarray
+    padding: np.ndarray
+    heads: dict[str, np.ndarray]
+
+
+# The per-head summaries, by the name StepData.heads and the head ranking use.
+def _head_specs(branch: str) -> dict[str, schema.ArraySpec]:
+    return {"entropy": schema.head_entropy(branch), "token_mass": schema.head_token_mass(branch),
+            "padding": schema.head_padding_mass(branch)}
 
 
 class StoreView:
@@ -82,19 +107,26 @@ class StoreView:
             raise AnalyzerError(f"branch {branch!r} was not recorded; this store has {', '.join(self.branches)}")
         self.branch = branch
         self.status: str = str(self.attrs.get(Attr.STATUS))
+        # open_store has checked that the version is readable
+        self.version: tuple[int, int] = schema.version_tuple(self.attrs.get(Attr.SCHEMA_VERSION))
 
         self.attention = self.root[schema.attention(branch).path]
         self.padding = self.root[schema.padding_mass(branch).path]
+        self.head_arrays = {name: self.root[spec.path] for name, spec in _head_specs(branch).items()}
         self.video = self.root[schema.VIDEO.path]
         n_steps, n_layers, frames, height, width, n_tokens = self.attention.shape
         self.grid: tuple[int, int, int] = (frames, height, width)
 
         self.steps = self._read_steps(n_steps)
-        self.layer_blocks: list[int] = [int(b) for b in self._read_array(self.root[schema.LAYER_BLOCK.path],
-                                                                          schema.LAYER_BLOCK.path)]
-        if len(self.layer_blocks) != n_layers:
-            raise AnalyzerError(f"{self.location}: layers/block has {len(self.layer_blocks)} entries but "
-                                f"{schema.attention(branch).path} has {n_layers} layers")
+        self.layer_blocks: list[int] = self._read_layer_blocks(n_layers)
+        with self._attribute(f"{Attr.RECORD_OPTIONS}.{RecordOption.MANTISSA_BITS}"):
+            bits = self.record_options.get(RecordOption.MANTISSA_BITS, integrity.FLOAT16_MANTISSA_BITS)
+            if isinstance(bits, bool) or not isinstance(bits, int) or not 0 <= bits <= 10:
+                raise ValueError(f"{str(bits)[:40]!r} is not a number of mantissa bits 0..10")
+            self.mantissa_bits: int = bits
+        self.tolerance = integrity.row_sum_tolerance(self.mantissa_bits, n_tokens)
+        self.token_ids: list[int] = self._read_token_ids(n_tokens)
+        self.video_written, self.video_written_source = self._read_video_written()
 
         with self._attribute(f"{branch} (group attributes)"):
             battrs = self.root[branch].attrs.asdict()
@@ -138,16 +170,25 @@ class StoreView:
             reason = f"missing key {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())
             raise AnalyzerError(f"{self.location}: attribute {name} is malformed: {reason}") from None
 
-    def _read_array(self, array, name: str, selection=slice(None), what: str = "") -> np.ndarray:
-        """Read ``array[selection]``; a corrupt or unreadable chunk becomes an AnalyzerError naming it."""
+    def _read_array(self, array, name: str, selection=slice(None), what: str = "", step: Step | None = None):
+        """Read ``array[selection]``; a corrupt or unreadable chunk becomes one line naming the array and chunk.
+
+        The error is a :class:`StepError` (what ``--skip-corrupt`` skips) when ``step`` is given.
+        A failed read is retried chunk by chunk to find the chunk at fault (zarr's message
+        does not name it); the key is the store's own, e.g. ``c/3/0/0/0/0/0`` for zarr v3's
+        default encoding, the path of the chunk's file under the array's folder.
+        """
         try:
-            if isinstance(selection, tuple) and len(selection) == 2 and not isinstance(selection[1], slice):
-                return array.get_orthogonal_selection(selection)
-            return array[selection]
+            return _get(array, selection)
         except Exception as exc:  # zarr and its codecs raise many types (RuntimeError from blosc, ValueError, OSError)
+            key, chunk_exc = _failing_chunk(array, selection)
+            exc = chunk_exc or exc
+            chunk = f" chunk {key}" if key is not None else ""
             where = f" {what}" if what else ""
-            raise AnalyzerError(f"{self.location}: cannot read {name}{where}: {type(exc).__name__}: "
-                                f"{' '.join(str(exc).split())}") from None
+            reason = f"cannot read {name}{chunk}{where}: {type(exc).__name__}: {' '.join(str(exc).split())}"
+            if step is not None:
+                raise StepError(self.location, step, reason) from None
+            raise AnalyzerError(f"{self.location}: {reason}") from None
 
     def _read_steps(self, n_steps: int) -> list[Step]:
         arrays = {spec.path: self._read_array(self.root[spec.path], spec.path) for spec in schema.STEP_ARRAYS}
@@ -165,7 +206,60 @@ class StoreView:
                 expert=int(arrays[schema.STEP_EXPERT.path][p]),
                 complete=bool(arrays[schema.STEP_COMPLETE.path][p]),
             ))
+        self.step_problems = _step_problems(steps, arrays[schema.STEP_INDEX.path])
         return steps
+
+    def _read_layer_blocks(self, n_layers: int) -> list[int]:
+        """layers/block, refused when an entry is no block: the fill value -2 means its chunk is gone."""
+        spec = schema.LAYER_BLOCK
+        blocks = [int(b) for b in self._read_array(self.root[spec.path], spec.path)]
+        if len(blocks) != n_layers:
+            raise AnalyzerError(f"{self.location}: {spec.path} has {len(blocks)} entries but "
+                                f"{schema.attention(self.branch).path} has {n_layers} layers")
+        for entry, block in enumerate(blocks):
+            if block == spec.fill_value:  # otherwise every layer would silently read as "mean of layers"
+                raise AnalyzerError(f"{self.location}: {spec.path} entry {entry} is {block}, the fill value: its "
+                                    f"chunk was never written, or was deleted")
+            if block < -1:
+                raise AnalyzerError(f"{self.location}: {spec.path} entry {entry} is {block}, neither a transformer "
+                                    f"block (>= 0) nor -1 (the mean over layers)")
+        return blocks
+
+    def _read_token_ids(self, n_tokens: int) -> list[int]:
+        """The branch's tokenizer ids, written when the store is created: -1, the fill value, means a lost chunk."""
+        spec = schema.token_ids(self.branch)
+        ids = np.asarray(self._read_array(self.root[spec.path], spec.path))
+        if ids.shape != (n_tokens,):
+            raise AnalyzerError(f"{self.location}: {spec.path} has shape {list(ids.shape)}, expected [{n_tokens}]")
+        lost = np.flatnonzero(ids < 0)
+        if lost.size:
+            raise AnalyzerError(f"{self.location}: {spec.path} entry {lost[0]} is {ids[lost[0]]}, the fill value: "
+                                f"its chunk was never written, or was deleted")
+        return ids.tolist()
+
+    def _read_video_written(self) -> tuple[np.ndarray, str]:
+        """Which frames of the video exist, and what says so.
+
+        Since 1.1 the recorder marks each frame once its chunk is written; a 1.0 store wrote
+        its video only at the very end, just before its status became "complete". So a
+        complete store has every frame: flags that say otherwise are damage, not a partial video.
+        """
+        count = self.num_video_frames
+        spec = schema.VIDEO_WRITTEN
+        if not (self.version >= schema.VIDEO_WRITTEN_SINCE and spec.path in self.root):
+            return np.full(count, self.status == schema.STATUS_COMPLETE), f"status {self.status!r} of a 1.0 store"
+        array = self.root[spec.path]
+        flags = np.asarray(self._read_array(array, spec.path), dtype=bool)
+        if flags.shape != (count,):
+            raise AnalyzerError(f"{self.location}: {spec.path} has shape {list(flags.shape)}, expected [{count}]")
+        if self.status == schema.STATUS_COMPLETE and not flags.all():
+            from analyzer.selection import ranges  # selection imports this module
+
+            key = _chunk_key(array, (0,))
+            lost = f": its chunk {key} is missing (deleted)" if not _key_exists(array, key) else ""
+            raise AnalyzerError(f"{self.location}: {spec.path} marks frames {ranges(np.flatnonzero(~flags).tolist())} "
+                                f"as not written although the status is complete{lost}")
+        return flags, spec.path
 
     def _read_words(self, raw_words: list, n_tokens: int) -> list[Word]:
         if not isinstance(raw_words, (list, tuple)):
@@ -195,69 +289,193 @@ class StoreView:
         """Whether each layer entry is one transformer block (not the mean over layers)."""
         return all(b >= 0 for b in self.layer_blocks)
 
-    def read_raw(self, step: Step, layers: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """The selected layer entries of one step as stored: attention (L, Q, T) and padding (L, Q), float16."""
+    def read_raw(self, step: Step, layers: list[int]) -> RawStep:
+        """The selected layer entries of one step as stored; a StepError if the step cannot be used.
+
+        Raises before reading when the step's bookkeeping is wrong (see :func:`_step_problems`).
+        """
+        problem = self.step_problems.get(step.position)
+        if problem is not None:
+            raise StepError(self.location, step, problem)
         layer_sel = _as_selection(layers, len(self.layer_blocks))
         where = f"at step {step.index} (branch {self.branch})"
-        att = self._read_array(self.attention, schema.attention(self.branch).path, (step.position, layer_sel), where)
-        pad = self._read_array(self.padding, schema.padding_mass(self.branch).path, (step.position, layer_sel),
-                               where)
-        return att.reshape(att.shape[0], -1, att.shape[-1]), pad.reshape(pad.shape[0], -1)
+        selection = (step.position, layer_sel)
+        att = self._read_array(self.attention, schema.attention(self.branch).path, selection, where, step)
+        pad = self._read_array(self.padding, schema.padding_mass(self.branch).path, selection, where, step)
+        heads = {name: np.asarray(self._read_array(array, array_path(array), selection, where, step), dtype=np.float64)
+                 for name, array in self.head_arrays.items()}
+        return RawStep(step, list(layers), att.reshape(att.shape[0], -1, att.shape[-1]), pad.reshape(pad.shape[0], -1),
+                       heads)
 
-    def reduce(self, step: Step, att: np.ndarray, pad: np.ndarray) -> StepData:
-        """Average a step over its layers, keeping each layer's token mass; raise if it holds NaN.
+    def reduce(self, raw: RawStep) -> StepData:
+        """Average a step over its layers, keeping each layer's token mass; a StepError if a value is wrong.
 
         Each layer is decoded from float16 into one reused float32 buffer (see
         :func:`analyzer.arrays.half_to_single`): converting the whole step at once would
-        double the memory, and numpy's own cast is the slowest step of the pass.
+        double the memory, and numpy's own cast is the slowest step of the pass. The
+        checks (:mod:`analyzer.integrity`) run on the layer mean, not on every layer.
         """
-        n_layers, n_queries, n_tokens = att.shape
-        total = np.zeros((n_queries, n_tokens), dtype=np.float32)
-        layer_token_mass = np.empty((n_layers, n_tokens), dtype=np.float64)
-        buffer = np.empty((n_queries, n_tokens), dtype=np.float32)
-        for layer in range(n_layers):
-            if att.dtype == np.float16:
-                half_to_single(att[layer], buffer)
-            else:
-                np.copyto(buffer, att[layer])
-            total += buffer
-            layer_token_mass[layer] = column_sums(buffer) / n_queries
-        total /= np.float32(n_layers)
-        # decoded NaN / inf land at or above HALF_INVALID, and stay there in the mean
-        if not total.max(initial=0.0) < HALF_INVALID / n_layers or not np.isfinite(total).all():
-            raise AnalyzerError(f"{self.location}: step {step.index} is marked complete but its "
-                                f"{self.branch} attention holds NaN")
+        step, att, pad = raw.step, raw.attention, raw.padding
+        n_layers, n_queries, _ = att.shape
+        total, layer_token_mass = _layer_mean(att)
         layer_padding = pad.sum(axis=1, dtype=np.float64) / n_queries
-        # NaN (a padding chunk never written) and inf survive the sums over queries
-        if not np.isfinite(layer_padding).all():
-            raise AnalyzerError(f"{self.location}: step {step.index} is marked complete but its "
-                                f"{self.branch} padding_mass holds NaN")
         padding = np.add.reduce(pad, axis=0, dtype=np.float32) / np.float32(n_layers)
-        return StepData(step, total, padding, layer_token_mass, layer_padding)
+        query_total = total.sum(axis=1, dtype=np.float64)  # the text entropy needs it too
+        where = self._where(raw)
+        if integrity.mean_problem(total, query_total, padding, layer_padding, pad, n_layers, self.tolerance):
+            problem = integrity.diagnose(att, pad, where)
+            if problem.layer is not None or not integrity.has_negative_zero(att):
+                raise StepError(self.location, step, self._with_chunk(problem, raw))
+            # -0.0 is a zero probability, but the fast decoding takes its sign bit for "invalid": decode exactly
+            total, layer_token_mass = _layer_mean(att, exact=True)
+            query_total = total.sum(axis=1, dtype=np.float64)
+            if integrity.mean_problem(total, query_total, padding, layer_padding, pad, n_layers, self.tolerance):
+                raise StepError(self.location, step, problem.message)
+        problem = integrity.head_problem(raw.heads, {n: array_path(a) for n, a in self.head_arrays.items()}, where)
+        if problem is not None:
+            raise StepError(self.location, step, problem)
+        return StepData(step, total, padding, layer_token_mass, layer_padding, query_total, raw.heads)
+
+    def _where(self, raw: RawStep) -> integrity.Where:
+        return integrity.Where(schema.attention(self.branch).path, schema.padding_mass(self.branch).path,
+                               raw.step.index, [self.layer_blocks[i] for i in raw.layers], self.grid, self.tolerance,
+                               self.mantissa_bits)
+
+    def _with_chunk(self, problem: integrity.Problem, raw: RawStep) -> str:
+        """The problem's message, with the chunk that holds the bad value (and whether that chunk exists)."""
+        if problem.layer is None:
+            return problem.message
+        array = self.attention if problem.array == "attention" else self.padding
+        frame = problem.query // (self.grid[1] * self.grid[2])
+        index = (raw.step.position, raw.layers[problem.layer], frame) + (0,) * (array.ndim - 3)
+        key = _chunk_key(array, index)
+        if problem.not_a_number and not _key_exists(array, key):
+            return f"{problem.message} (its chunk {key} is missing: never written, or deleted)"
+        return f"{problem.message} (chunk {key})"
 
     def read_step(self, step: Step, layers: list[int]) -> StepData:
         """Read the selected layer entries of one step and reduce them (:meth:`read_raw` then :meth:`reduce`)."""
-        return self.reduce(step, *self.read_raw(step, layers))
-
-    def read_head_arrays(self, positions: list[int], layers: list[int]) -> dict[str, np.ndarray]:
-        """Per-head summaries of the given steps and layers: small arrays, read whole."""
-        layer_sel = _as_selection(layers, len(self.layer_blocks))
-        out = {}
-        for name, spec in (("entropy", schema.head_entropy(self.branch)),
-                           ("token_mass", schema.head_token_mass(self.branch)),
-                           ("padding", schema.head_padding_mass(self.branch))):
-            array = self.root[spec.path]
-            out[name] = np.stack([np.asarray(self._read_array(array, spec.path, (p, layer_sel), f"at position {p}"),
-                                             dtype=np.float64) for p in positions])
-        return out
+        return self.reduce(self.read_raw(step, layers))
 
     def read_video_frame(self, index: int) -> np.ndarray:
-        """One decoded RGB frame (height, width, 3) uint8; all zeros until the recorder wrote the video."""
-        return self._read_array(self.video, schema.VIDEO.path, index, f"frame {index}")
+        """One decoded RGB frame (height, width, 3) uint8 of a frame marked written; AnalyzerError otherwise.
+
+        A written frame whose chunk is missing is corruption, not a black frame: zarr would
+        read the missing chunk back as its fill value, zeros.
+        """
+        path = schema.VIDEO.path
+        if not self.video_written[index]:
+            raise AnalyzerError(f"{self.location}: video frame {index} was not recorded ({self.video_written_source})")
+        frame = self._read_array(self.video, path, index, f"frame {index}")
+        if not frame.any():  # a black frame, or a missing chunk read back as zeros: only then ask which
+            key = _chunk_key(self.video, (index, 0, 0, 0))
+            if not _key_exists(self.video, key):
+                raise AnalyzerError(f"{self.location}: {path} frame {index} is marked written "
+                                    f"({self.video_written_source}) but its chunk {key} is missing: the store is "
+                                    f"corrupt")
+        return frame
 
     @property
     def num_video_frames(self) -> int:
         return int(self.video.shape[0])
+
+
+def array_path(array) -> str:
+    """The array's path inside the store ("cond/head_entropy"), as messages name it."""
+    return str(array.path).strip("/")
+
+
+def _step_problems(steps: list[Step], raw_index: np.ndarray) -> dict[int, str]:
+    """What is wrong with the bookkeeping of each complete step, by position; steps without a problem are absent.
+
+    A complete step has its index, timestep and sigma written; two complete steps with one
+    index would draw their pictures over each other.
+    """
+    problems: dict[int, str] = {}
+    positions_of: dict[int, list[int]] = defaultdict(list)
+    for step in steps:
+        if not step.complete:
+            continue
+        if raw_index[step.position] < 0:
+            problems[step.position] = (f"{schema.STEP_INDEX.path} at position {step.position} is "
+                                       f"{int(raw_index[step.position])} (never written) although the step is "
+                                       f"marked complete")
+        else:
+            positions_of[step.index].append(step.position)
+        for spec, value in ((schema.STEP_TIMESTEP, step.timestep), (schema.STEP_SIGMA, step.sigma)):
+            if not math.isfinite(value):
+                shown = "NaN" if math.isnan(value) else value
+                problems.setdefault(step.position, f"{spec.path} at step {step.index} is {shown} although the step "
+                                                   f"is marked complete")
+    for index, positions in positions_of.items():
+        if len(positions) > 1:
+            for position in positions:
+                problems.setdefault(position, f"{schema.STEP_INDEX.path}: step {index} is recorded at positions "
+                                              f"{', '.join(str(p) for p in positions)}, each marked complete")
+    return problems
+
+
+def _layer_mean(att: np.ndarray, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The mean over layers of (L, Q, T) attention, float32 (Q, T), and each layer's token mass, (L, T) float64.
+
+    float16 layers are decoded by :func:`analyzer.arrays.half_to_single`, which turns every
+    value with its sign bit set into an "invalid" marker; ``exact`` decodes with numpy
+    instead (slower), for the rare step that holds -0.0.
+    """
+    n_layers, n_queries, n_tokens = att.shape
+    total = np.zeros((n_queries, n_tokens), dtype=np.float32)
+    layer_token_mass = np.empty((n_layers, n_tokens), dtype=np.float64)
+    buffer = np.empty((n_queries, n_tokens), dtype=np.float32)
+    for layer in range(n_layers):
+        if att.dtype == np.float16 and not exact:
+            half_to_single(att[layer], buffer)
+        else:
+            np.copyto(buffer, att[layer])
+        total += buffer
+        layer_token_mass[layer] = column_sums(buffer) / n_queries
+    total /= np.float32(n_layers)
+    return total, layer_token_mass
+
+
+def _get(array, selection):
+    if isinstance(selection, tuple) and len(selection) == 2 and not isinstance(selection[1], slice):
+        return array.get_orthogonal_selection(selection)
+    return array[selection]
+
+
+def _chunk_key(array, index: tuple[int, ...]) -> str:
+    """The store key (relative to the array) of the chunk holding element ``index``."""
+    return array.metadata.encode_chunk_key(tuple(int(i) // int(c) for i, c in zip(index, array.chunks)))
+
+
+def _key_exists(array, key: str) -> bool:
+    from zarr.core.sync import sync
+
+    return bool(sync((array.store_path / key).exists()))
+
+
+def _chunks_touched(array, selection) -> Iterator[tuple[int, ...]]:
+    """The chunk grid coordinates a read of ``array[selection]`` touches (ints, slices, index arrays)."""
+    parts = selection if isinstance(selection, tuple) else (selection,)
+    per_axis = []
+    for axis, (size, chunk) in enumerate(zip(array.shape, array.chunks)):
+        part = parts[axis] if axis < len(parts) else slice(None)
+        indices = range(*part.indices(size)) if isinstance(part, slice) else np.atleast_1d(part)
+        per_axis.append(sorted({(int(i) % size) // int(chunk) for i in indices}) if size else [])
+    return itertools.product(*per_axis)
+
+
+def _failing_chunk(array, selection) -> tuple[str | None, Exception | None]:
+    """The key of the first chunk of the selection that cannot be read, with its error; (None, None) if none."""
+    try:
+        for coords in _chunks_touched(array, selection):
+            try:
+                array.get_block_selection(coords)
+            except Exception as exc:  # the same many types as the read that failed
+                return array.metadata.encode_chunk_key(coords), exc
+    except Exception:  # an array too broken to walk: the caller still has the first error
+        pass
+    return None, None
 
 
 def _as_selection(layers: list[int], total: int):
@@ -267,13 +485,15 @@ def _as_selection(layers: list[int], total: int):
     return np.asarray(layers)
 
 
-def iter_steps(view: StoreView, steps: list[Step], layers: list[int], ahead: int = 3) -> Iterator[StepData]:
+def iter_steps(view: StoreView, steps: list[Step], layers: list[int], ahead: int = 3,
+               on_skip: Callable[[StepError], None] | None = None) -> Iterator[StepData]:
     """Yield each step's reduced data in order, as a three-stage pipeline.
 
     One thread reads (and decompresses) steps, a second reduces them over layers, and the
     caller works on the step yielded; at most ``ahead`` steps are in flight besides the
     caller's, so memory stays bounded whatever the store's size, and the wall time is
-    close to the slowest stage rather than to the sum of all three.
+    close to the slowest stage rather than to the sum of all three. A step that cannot be
+    used raises its StepError, or, with ``on_skip``, is handed to it and not yielded.
     """
     if not steps:
         return
@@ -281,17 +501,24 @@ def iter_steps(view: StoreView, steps: list[Step], layers: list[int], ahead: int
             ThreadPoolExecutor(1, thread_name_prefix="wan-analyze-reduce") as reducers:
         def start(step: Step) -> Future:
             raw = readers.submit(view.read_raw, step, layers)
-            return reducers.submit(lambda: view.reduce(step, *raw.result()))
+            return reducers.submit(lambda: view.reduce(raw.result()))
 
         pending = deque(start(step) for step in steps[:ahead])
         following = iter(steps[ahead:])
         try:
             while pending:
-                data = pending.popleft().result()
+                try:
+                    data = pending.popleft().result()
+                except StepError as exc:
+                    if on_skip is None:
+                        raise
+                    on_skip(exc)
+                    data = None
                 step = next(following, None)
                 if step is not None:
                     pending.append(start(step))
-                yield data
+                if data is not None:
+                    yield data
         finally:
             for future in pending:  # the caller stopped early: do not read what nobody will use
                 future.cancel()

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from analyzer.overlays import NOT_RECORDED_LABEL
 from analyzer.selection import ranges
+from analyzer.store_state import missing_sentence, status_sentence, video_sentence
 from analyzer.text import block_label
 from analyzer.text import markdown as md
 from shared.schema import Attr, GridKey
@@ -99,9 +101,13 @@ def build_report(analysis, written: dict, root: Path) -> list[str]:
     if attrs.get(Attr.GUIDANCE_SCALE_2) is not None:
         guidance += f" (low-noise expert: {md(attrs.get(Attr.GUIDANCE_SCALE_2))})"
     status = md(view.status)
+    if attrs.get(Attr.INTERRUPTED_BY):
+        status += f" by {md(attrs.get(Attr.INTERRUPTED_BY))}"
     if attrs.get(Attr.ERROR):
         status += f": {md(attrs.get(Attr.ERROR))}"
     recorded = [s.index for s in view.steps]
+    skipped = [e.step.index for e in analysis.skipped]
+    skipped_note = f"; {len(skipped)} skipped as corrupt ({ranges(skipped)})" if skipped else ""
     header = [
         ["Model", f"{md(attrs.get(Attr.MODEL_ID))} ({md(attrs.get(Attr.MODEL_CLASS))})"],
         ["Prompt", md(view.prompt)],
@@ -109,10 +115,11 @@ def build_report(analysis, written: dict, root: Path) -> list[str]:
         ["Seed", md(attrs.get(Attr.SEED))],
         ["Size", f"{md(attrs.get(Attr.WIDTH))} x {md(attrs.get(Attr.HEIGHT))} px; latent grid "
                  f"{grid.get(GridKey.FRAMES)} x {grid.get(GridKey.HEIGHT)} x {grid.get(GridKey.WIDTH)} (F' x H' x W')"],
-        ["Frames", f"{md(attrs.get(Attr.NUM_FRAMES))} generated; {view.num_video_frames} in the store"],
+        ["Frames", f"{md(attrs.get(Attr.NUM_FRAMES))} generated; {view.num_video_frames} in the store, "
+                   f"{int(np.count_nonzero(view.video_written))} written"],
         ["Steps", f"{md(attrs.get(Attr.NUM_INFERENCE_STEPS))} inference steps; {len(recorded)} recorded "
                   f"({ranges(recorded)}); {len(analysis.steps)} analysed "
-                  f"({ranges([s.index for s in analysis.steps])})"],
+                  f"({ranges([s.index for s in analysis.steps])}){skipped_note}"],
         ["Guidance", guidance],
         ["Scheduler", md(attrs.get(Attr.SCHEDULER))],
         ["Status", status],
@@ -123,13 +130,16 @@ def build_report(analysis, written: dict, root: Path) -> list[str]:
     ]
     lines += _table(["Field", "Value"], header)
 
+    lines += ["## Recording status", "", f"Status: {status_sentence(view, md)}", "",
+              f"Video: {md(video_sentence(view))}.", ""]
+
     lines += ["## Missing steps", ""]
-    missing = view.missing_steps
-    if missing:
-        lines += [f"Missing steps: {', '.join(str(s.index) for s in missing)}. These steps are not complete in "
-                  f"the store (status {md(view.status)}) and are left out of every picture and number.", ""]
+    if view.missing_steps:
+        lines += [f"Missing steps: {missing_sentence(view)}. These steps are not complete in the store (status "
+                  f"{md(view.status)}) and are left out of every picture and number.", ""]
     else:
         lines += ["Missing steps: none. Every recorded step is complete.", ""]
+    lines += _skipped(analysis)
 
     lines += _pictures(analysis, written, link)
     lines += ["## Definitions", ""]
@@ -210,9 +220,7 @@ def build_report(analysis, written: dict, root: Path) -> list[str]:
 
     lines += ["## Per-word maps and segmentation", "",
               f"Normalisation of the overlays: {md(analysis.options.normalisation)}.", ""]
-    if analysis.video_blank:
-        lines += ["The store's video is all zeros (not written yet, or the recording stopped), so the maps are "
-                  "laid over black frames.", ""]
+    lines += _video_note(view)
     if analysis.segment_share is not None:
         rows = [[md(u.label), u.kind, md(" ".join(tokens[t] for t in u.tokens)), _f(analysis.segment_share[i])]
                 for i, u in enumerate(units)]
@@ -246,6 +254,31 @@ def build_report(analysis, written: dict, root: Path) -> list[str]:
         lines += ["### Most focused heads", ""] + _table(head_header, head_rows(ranked[:TOP_HEADS]))
         lines += ["### Least focused heads", ""] + _table(head_header, head_rows(ranked[::-1][:TOP_HEADS]))
     return lines
+
+
+def _skipped(analysis) -> list[str]:
+    """The steps --skip-corrupt left out, each with the check it failed."""
+    if not analysis.skipped:
+        return []
+    lines = ["## Skipped steps", "",
+             f"{len(analysis.skipped)} selected step(s) failed a check and are left out of every picture and "
+             f"number (--skip-corrupt):", ""]
+    lines += [f"- step {e.step.index} (position {e.step.position}): {md(e.reason)}" for e in analysis.skipped]
+    return lines + [""]
+
+
+def _video_note(view) -> list[str]:
+    """Say when the maps are not laid over the recorded video, and how the missing frames are drawn."""
+    written = np.asarray(view.video_written, dtype=bool)
+    if written.all():
+        return []
+    how = (f"drawn as a neutral grey background labelled \"{NOT_RECORDED_LABEL}\" under the maps, never as black "
+           "frames")
+    if not written.any():
+        return [f"The store holds no video frame ({md(view.video_written_source)}): every frame of the per-word "
+                f"views is {how}.", ""]
+    return [f"The video is partial: frames {ranges(np.flatnonzero(written).tolist())} of {written.size} exist; "
+            f"frames {ranges(np.flatnonzero(~written).tolist())} were not recorded and are {how}.", ""]
 
 
 def _pictures(analysis, written: dict, link) -> list[str]:

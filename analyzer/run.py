@@ -10,6 +10,7 @@ layer over this function.
 
 from __future__ import annotations
 
+import numbers
 import os
 import sys
 import time
@@ -24,11 +25,16 @@ from tqdm import tqdm
 from analyzer import output
 from analyzer.choices import ANIMATION_FORMATS, IMAGE_FORMATS, NORMALISATIONS, OUTPUT_KINDS
 from analyzer.encoders import Encoders
-from analyzer.errors import AnalyzerError
+from analyzer.errors import AnalyzerError, StepError
 from analyzer.heads import HeadStat, rank_heads
 from analyzer.reader import Step, StoreView, iter_steps
 from analyzer.selection import Unit, select_layers, select_steps, select_units
 from analyzer.statistics import Accumulator
+
+MAX_SHEET_FRAMES = 64
+MAX_OVERLAY_WIDTH = 4096
+MAX_HEATMAP_ROWS = 4096
+MIN_FPS, MAX_FPS = 0.1, 100.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,9 @@ class Options:
     encoder_processes: worker processes for picture encoding. 0 (the default for Python
         callers) encodes in this process, so a script needs no ``if __name__ == "__main__"``
         guard; None picks a count from the cores and the work (what ``wan-analyze`` does).
+    skip_corrupt: a step that fails a check (a value that is no probability, an unreadable
+        chunk, NaN in a step marked complete) is left out and listed in the report, instead
+        of stopping the analysis.
     """
 
     steps: str | list[int] | None = None
@@ -62,6 +71,7 @@ class Options:
     overwrite: bool = False
     progress: bool = True
     encoder_processes: int | None = 0
+    skip_corrupt: bool = False
 
     def kinds(self) -> list[str]:
         if self.outputs is None:
@@ -81,12 +91,19 @@ class Options:
         for what, value, allowed in choices:
             if value not in allowed:
                 raise AnalyzerError(f"unknown {what} {value!r}; choose from {', '.join(allowed)}")
-        for what, value, low in (("sheet frames", self.sheet_frames, 1), ("overlay width", self.overlay_width, 16),
-                                 ("heatmap rows", self.heatmap_rows, 2)):
-            if value < low:
-                raise AnalyzerError(f"{what} must be at least {low}, got {value}")
-        if self.step_fps <= 0 or self.word_fps <= 0:
-            raise AnalyzerError("frame rates must be positive")
+        # Bounds keep every picture drawable in bounded memory and time: a billion sheet
+        # frames or a 10^8-pixel-wide overlay is a typo, not a wish.
+        for what, value, low, high in (("sheet frames", self.sheet_frames, 1, MAX_SHEET_FRAMES),
+                                       ("overlay width", self.overlay_width, 16, MAX_OVERLAY_WIDTH),
+                                       ("heatmap rows", self.heatmap_rows, 2, MAX_HEATMAP_ROWS)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+                raise AnalyzerError(f"{what} must be a whole number between {low} and {high}, got {value!r}")
+        for what, value in (("step frame rate (--step-fps)", self.step_fps),
+                            ("word frame rate (--word-fps)", self.word_fps)):
+            # "not low <= x <= high" is also true for NaN
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not MIN_FPS <= value <= MAX_FPS:
+                raise AnalyzerError(f"{what} must be between {MIN_FPS:g} and {MAX_FPS:g} frames per second, "
+                                    f"got {value!r}")
 
 
 @dataclass
@@ -102,7 +119,7 @@ class Analysis:
     heads: list[HeadStat] = field(default_factory=list)
     segment_share: np.ndarray | None = None  # (units,) fraction of locations each unit wins
     layer_profile: np.ndarray | None = None  # (layers, units)
-    video_blank: bool = False
+    skipped: list[StepError] = field(default_factory=list)  # with skip_corrupt: the steps left out, and why
     seconds: float = 0.0
 
     @property
@@ -128,6 +145,7 @@ def analyze(store_location: str | os.PathLike, out_dir: str | os.PathLike, **opt
     opts = Options(**options)
     opts.check()
     kinds = opts.kinds()
+    output.check_directory(out_dir, store_location)
 
     view = StoreView(store_location, opts.branch)
     steps = select_steps(view, opts.steps)
@@ -147,6 +165,7 @@ def analyze(store_location: str | os.PathLike, out_dir: str | os.PathLike, **opt
             Encoders(_output_pixels(view, opts, kinds, len(steps), len(units)), opts.encoder_processes) as encoders:
         panels, frames_of_steps = _stream_steps(analysis, kinds, out, encoders, written) if draw_steps else \
             _stream_steps_without_pictures(analysis)
+        _check_some_step_left(analysis)
 
         # the word animations are the longest job: start them first, draw the rest meanwhile
         raw = stats.unit_maps("global").reshape(len(units), frames, height, width)
@@ -171,12 +190,12 @@ def analyze(store_location: str | os.PathLike, out_dir: str | os.PathLike, **opt
         panels, frames_of_steps = [], []
 
         if "heads" in kinds or "report" in kinds:
-            arrays = view.read_head_arrays([s.position for s in steps], layers)
-            analysis.heads = rank_heads(arrays["entropy"], arrays["token_mass"], arrays["padding"],
+            means = stats.head_means()
+            analysis.heads = rank_heads(means["entropy"], means["token_mass"], means["padding"],
                                         analysis.layer_blocks)
             if "heads" in kinds:
                 pending["heads"] = encoders.submit(plots.draw_and_save, plots.head_figure,
-                                                   (arrays["entropy"].mean(axis=0), analysis.layer_blocks),
+                                                   (means["entropy"], analysis.layer_blocks),
                                                    out / output.HEAD_RANKING, opts.image_format)
         if "padding" in kinds:
             pending["padding"] = encoders.submit(plots.draw_and_save, plots.padding_figure,
@@ -194,7 +213,6 @@ def analyze(store_location: str | os.PathLike, out_dir: str | os.PathLike, **opt
             written[kind] = job.result()
         if word_views is not None:
             written.update(word_views.finish())
-            analysis.video_blank = word_views.blank
 
     analysis.seconds = time.perf_counter() - start
     if "report" in kinds:
@@ -248,13 +266,33 @@ def _stream_steps_without_pictures(analysis: Analysis) -> tuple[list, list]:
 
 
 def _summaries(analysis: Analysis):
-    """Read every selected step once, add it to the statistics, yield its summary and heatmap; shows progress."""
+    """Read every selected step once, add it to the statistics, yield its summary and heatmap; shows progress.
+
+    With ``skip_corrupt`` a step that fails a check is recorded in ``analysis.skipped`` and
+    left out; afterwards ``analysis.steps`` holds the steps analysed.
+    """
     bar = tqdm(total=len(analysis.steps), desc="wan-analyze", unit="step", file=sys.stderr,
                disable=not analysis.options.progress, leave=False)
+
+    def skip(error: StepError) -> None:
+        analysis.skipped.append(error)
+        bar.update(1)
+
     with bar:
-        for data in iter_steps(analysis.view, analysis.steps, analysis.layers):
+        for data in iter_steps(analysis.view, analysis.steps, analysis.layers,
+                               on_skip=skip if analysis.options.skip_corrupt else None):
             yield analysis.stats.add(data)
             bar.update(1)
+    skipped = {e.step.position for e in analysis.skipped}
+    analysis.steps = [s for s in analysis.steps if s.position not in skipped]
+
+
+def _check_some_step_left(analysis: Analysis) -> None:
+    """With every selected step skipped there is nothing to draw: that is an error, not an empty report."""
+    if analysis.stats.count == 0:
+        first = analysis.skipped[0]
+        raise AnalyzerError(f"{analysis.view.location}: every selected step is corrupt "
+                            f"({len(analysis.skipped)} skipped); the first: {first.reason}")
 
 
 def _output_pixels(view: StoreView, opts: Options, kinds: list[str], steps: int, units: int) -> int:

@@ -93,13 +93,15 @@ class Accumulator:
         self.unit_step_normalised_sum = (np.zeros((len(units), num_queries), dtype=np.float64)
                                          if step_normalised else None)
         self.wins = np.zeros((num_queries, num_tokens), dtype=np.int32)
+        self.head_sums: dict[str, np.ndarray] = {}  # per-head summaries summed over the steps that have them
+        self.head_count = 0
         self._previous: np.ndarray | None = None
 
     def add(self, data: StepData) -> tuple[StepSummary, np.ndarray]:
         """Take one step; return its summary and its heatmap (rows, T), which is not kept."""
         a = data.attention  # (Q, T) float32
         a_log_a = a * np.log(np.maximum(a, _TINY))
-        query_total = a.sum(axis=1, dtype=np.float64)
+        query_total = data.query_total if data.query_total is not None else a.sum(axis=1, dtype=np.float64)
         token_total = column_sums(a)
         token_mass = token_total / a.shape[0]
         text_entropy = float(entropy_from_sums(query_total, a_log_a.sum(axis=1, dtype=np.float64)).mean())
@@ -125,6 +127,10 @@ class Accumulator:
             self.layer_token_mass_sum = np.zeros_like(data.layer_token_mass, dtype=np.float64)
         self.layer_token_mass_sum += data.layer_token_mass
         self.layer_padding.append(data.layer_padding)
+        if data.heads is not None:
+            for name, values in data.heads.items():
+                self.head_sums[name] = self.head_sums.get(name, 0.0) + values
+            self.head_count += 1
 
         step = data.step
         summary = StepSummary(step.position, step.index, step.timestep, step.sigma, step.expert, token_mass,
@@ -173,6 +179,10 @@ class Accumulator:
     def layer_profile(self) -> np.ndarray:
         """(L, T) mean over steps of each layer's token mass."""
         return self.layer_token_mass_sum / max(self.count, 1)
+
+    def head_means(self) -> dict[str, np.ndarray]:
+        """Per-head summaries averaged over the analysed steps: "entropy", "padding" (L, H), "token_mass" (L, H, T)."""
+        return {name: total / max(self.head_count, 1) for name, total in self.head_sums.items()}
 
     def padding_by_step_layer(self) -> np.ndarray:
         """(S, L) mean padding mass of each step and layer."""

@@ -19,8 +19,28 @@ _WORD_START = "\u2581"
 
 
 def one_line(text: object) -> str:
-    """``text`` as a single printable line: runs of whitespace become one space, control characters go."""
+    """``text`` as a single printable line: runs of whitespace become one space, control characters go.
+
+    For pictures, where a removed character costs nothing; text a person reads to judge
+    the store (the terminal, the report) uses :func:`printable`, which shows them.
+    """
     return _CONTROL_CHARS.sub("", " ".join(str(text).split()))
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: object) -> str:
+    """``text`` as one line a terminal shows and never obeys: control characters as escapes such as ``\\x1b``.
+
+    Runs of whitespace (newlines, tabs, carriage returns) become one space first, so no
+    field can fake a line of its own or overwrite one; what is left of C0, DEL, C1 (ESC
+    and CSI start terminal escape sequences) and the bidirectional overrides is shown
+    as its Python escape, so a hostile store is seen for what it holds.
+    """
+    return _CONTROL_CHARS.sub(_escape, " ".join(str(text).split()))
 
 
 def file_stem(text: str, index: int, prefix: str, max_length: int = 32) -> str:
@@ -36,10 +56,12 @@ def file_stem(text: str, index: int, prefix: str, max_length: int = 32) -> str:
 def markdown(text: object) -> str:
     """``text`` escaped for a Markdown paragraph or table cell, on one line, with no link of its own.
 
+    Control characters show as escapes (:func:`printable`), whose backslash is escaped in turn.
+
     "&" goes first, so an entity in the text ("&lt;b&gt;") shows as typed instead of as
     markup; bare URLs get a zero-width space after "scheme:" (or "www") so no renderer links them.
     """
-    line = one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    line = printable(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _AUTOLINK.sub(_ZERO_WIDTH_SPACE, _MARKDOWN_SPECIAL.sub(r"\\\1", line))
 
 

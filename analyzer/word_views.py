@@ -23,18 +23,20 @@ from analyzer.selection import Unit
 SHEET_CELL_WIDTH = 200
 
 
-def read_small_video(view: StoreView, size: tuple[int, int]) -> tuple[np.ndarray, bool]:
-    """Every decoded frame resized to ``size`` (width, height), and whether the video is all zeros."""
+def read_small_video(view: StoreView, size: tuple[int, int]) -> np.ndarray:
+    """Every frame resized to ``size`` (width, height); a frame the store does not hold is neutral grey.
+
+    Which frames exist is ``view.video_written``; a frame marked written whose chunk is
+    gone is an error (:meth:`StoreView.read_video_frame`), never a black frame.
+    """
     count = view.num_video_frames
-    small = np.empty((count, size[1], size[0], 3), dtype=np.uint8)
-    blank = True
-    for p in range(count):
-        frame = np.asarray(view.read_video_frame(p))
-        blank = blank and not frame.any()
+    small = np.full((count, size[1], size[0], 3), overlays.NOT_RECORDED_GREY, dtype=np.uint8)
+    for p in np.flatnonzero(view.video_written):
+        frame = np.asarray(view.read_video_frame(int(p)))
         if (frame.shape[1], frame.shape[0]) != size:
             frame = np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.BILINEAR))
         small[p] = frame
-    return small, blank
+    return small
 
 
 def _cell(frame: np.ndarray, width: int) -> np.ndarray:
@@ -44,12 +46,19 @@ def _cell(frame: np.ndarray, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.BILINEAR))
 
 
-def write_word_animation(video, latent_of: np.ndarray, sampled: list[int], word_maps: np.ndarray,
-                         label: str, path: Path, animation_format: str, frame_ms: int) -> tuple[Path, list[np.ndarray]]:
+def _labelled(frame: np.ndarray, recorded: bool) -> np.ndarray:
+    return frame if recorded else overlays.mark_not_recorded(frame)
+
+
+def write_word_animation(video, written: np.ndarray, latent_of: np.ndarray, sampled: list[int],
+                         word_maps: np.ndarray, label: str, path: Path, animation_format: str,
+                         frame_ms: int) -> tuple[Path, list[np.ndarray]]:
     """Write one word's animation; return its path and its contact-sheet cells (frames ``sampled``).
 
     video: the overlay-size frames (count, h, w, 3), or the path of an .npy file holding them
-    (a worker process maps it instead of receiving a copy). word_maps: (F', H', W') in [0, 1].
+    (a worker process maps it instead of receiving a copy). written: (count,) which frames
+    the store holds; the others are grey and labelled "frame not recorded" under the map.
+    word_maps: (F', H', W') in [0, 1].
     """
     if not isinstance(video, np.ndarray):
         video = np.load(video, mmap_mode="r")
@@ -60,9 +69,11 @@ def write_word_animation(video, latent_of: np.ndarray, sampled: list[int], word_
             current = int(latent_of[p])
             layer = overlays.heat_layer(overlays.upsample(word_maps[current], size))
         composed = overlays.blend(video[p], layer)
-        frames.append(overlays.caption(composed, f"{text.one_line(label)}   frame {p}  latent {current}"))
-        if p in sampled:
-            row.append(_cell(composed, SHEET_CELL_WIDTH))
+        note = "" if written[p] else " (not recorded)"
+        frames.append(overlays.caption(_labelled(composed, written[p]),
+                                       f"{text.one_line(label)}   frame {p}{note}  latent {current}"))
+        if p in sampled:  # labelled after the resize, so the label stays legible in the sheet
+            row.append(_labelled(_cell(composed, SHEET_CELL_WIDTH), written[p]))
     return output.save_animation(frames, path, animation_format, frame_ms), row
 
 
@@ -77,14 +88,14 @@ class WordViews:
         """maps: (units, F', H', W') in [0, 1], already normalised; winners: (F', H', W') unit indices."""
         self.units, self.winners, self.kinds, self.opts, self.out = units, winners, kinds, opts, out
         self.count = view.num_video_frames
-        self.blank = True
+        self.written = np.asarray(view.video_written, dtype=bool)
         self._jobs: list = []
         self._scratch: tempfile.TemporaryDirectory | None = None
         if self.count == 0:
             return
         _, height, width, _ = view.video.shape
         self.size = overlays.overlay_size(height, width, opts.overlay_width)
-        self.small, self.blank = read_small_video(view, self.size)
+        self.small = read_small_video(view, self.size)
         self.latent_of = overlays.latent_frame_of(view.pixel_frames, self.count)
         self.sampled = overlays.sample_frames(self.count, opts.sheet_frames)
         if "words" not in kinds:
@@ -99,9 +110,10 @@ class WordViews:
                 np.save(video, self.small)
             frame_ms = round(1000 / opts.word_fps)
             for u, unit in enumerate(units):
-                path = directory / text.file_stem(unit.label, u, unit.kind)
-                self._jobs.append(encoders.submit(write_word_animation, video, self.latent_of, self.sampled,
-                                                  maps[u], unit.label, path, opts.animation_format, frame_ms))
+                path = output.confined(directory, text.file_stem(unit.label, u, unit.kind))
+                self._jobs.append(encoders.submit(write_word_animation, video, self.written, self.latent_of,
+                                                  self.sampled, maps[u], unit.label, path, opts.animation_format,
+                                                  frame_ms))
         except BaseException:
             self.close()
             raise
@@ -139,8 +151,9 @@ class WordViews:
             sheet = overlays.contact_sheet([row for _, row in results], labels, column_labels)
             written["word_sheet"] = output.save_image(sheet, self.out / output.WORD_SHEET, self.opts.image_format)
         if "segmentation" in self.kinds:
-            cells = [_cell(overlays.segment_overlay(self.small[p], self.winners[self.latent_of[p]], self.size),
-                           SHEET_CELL_WIDTH) for p in self.sampled]
+            cells = [_labelled(_cell(overlays.segment_overlay(self.small[p], self.winners[self.latent_of[p]],
+                                                              self.size), SHEET_CELL_WIDTH), self.written[p])
+                     for p in self.sampled]
             top = overlays.contact_sheet([cells], ["winning word"], column_labels)
             legend = overlays.legend_strip(labels, top.width)
             written["segmentation"] = output.save_image(overlays.stack_vertically(top, legend),

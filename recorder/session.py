@@ -159,7 +159,10 @@ def write_video(root, frames: np.ndarray, workers: int | None = None) -> None:
     this thread only, after each frame's chunk is on disk, so an interrupted write says
     exactly which frames exist.
     """
-    video, flags = root[schema.VIDEO.path], root[schema.VIDEO_WRITTEN.path]
+    # A black frame equals the fill value, and zarr skips writing such chunks by default; the
+    # reader would then find a frame marked written with no chunk, which is how corruption looks.
+    video = root[schema.VIDEO.path].with_config({"write_empty_chunks": True})
+    flags = root[schema.VIDEO_WRITTEN.path]
     written = np.zeros(len(frames), dtype=bool)
 
     def one(index: int) -> int:

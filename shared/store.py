@@ -50,7 +50,11 @@ MAX_HEADS = 1_024
 MAX_TOKENS = 4_096
 MAX_VIDEO_FRAMES = 100_001
 MAX_VIDEO_SIDE = 16_384
-MAX_MAP_VALUES = 2**30  # one (step, layer) map, F' x H' x W' x tokens: the analyzer's float32 accumulators
+# One (step, layer) map, F' x H' x W' x tokens: the analyzer keeps a few arrays of this size
+# (float32 sums, int32 win counts), so this bounds its memory at a few GiB. The largest Wan
+# recordings are far below: 720p x 81 frames x 512 tokens is 3.9e7 values, TI2V-5B's
+# 704x1280 x 121 frames x 512 tokens 5.6e7.
+MAX_MAP_VALUES = 2**27
 
 @dataclass(frozen=True)
 class BranchLayout:
@@ -411,6 +415,8 @@ def validate(root: zarr.Group, location: str = "store") -> None:
     missing = [key for key in schema.REQUIRED_ROOT_ATTRS if key not in attrs]
     if missing:
         raise StoreError(f"{location} lacks root attributes: {', '.join(missing)}")
+    if attrs[Attr.STATUS] not in (schema.STATUS_RECORDING, *schema.FINAL_STATUSES):
+        raise StoreError(f"{location} has an unknown status {str(attrs[Attr.STATUS])[:40]!r}")
     options = attrs[Attr.RECORD_OPTIONS]
     branches = options.get(schema.RecordOption.BRANCHES) if isinstance(options, dict) else None
     if not isinstance(branches, list) or schema.BRANCH_COND not in branches \

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recorder.tokens import group_token_strings
 from shared import schema
 from shared.schema import Attr, BranchAttr, GridKey, RecordOption
 from shared.store import BranchLayout, StoreLayout, create_store
+from shared.words import group_token_strings
 
 WORD_START = "\u2581"
 
@@ -35,6 +35,7 @@ class Synthetic:
     branches: tuple[str, ...] = (schema.BRANCH_COND,)
     prompt: str = "a red cats."
     video_value: int = 128
+    video_frames: list[int] | None = None  # frames of the video written (with video_value); None = all
     attributes: dict = field(default_factory=dict)  # overrides of root attributes
 
     @property
@@ -144,7 +145,14 @@ def write_store(path, spec: Synthetic) -> dict:
             root[schema.head_token_mass(branch).path][s] = att[s].astype(np.float32).mean(axis=(1, 2, 3))[:, None, :]
         root[schema.STEP_COMPLETE.path][s] = True
     if spec.video_value:
-        root[schema.VIDEO.path][:] = np.full((n_frames, height, width, 3), spec.video_value, dtype=np.uint8)
+        frames = range(n_frames) if spec.video_frames is None else spec.video_frames
+        for frame in frames:
+            root[schema.VIDEO.path][frame] = np.full((height, width, 3), spec.video_value, dtype=np.uint8)
+        # video_written (schema 1.1) says which frames exist; absent from a store created before it
+        if schema.VIDEO_WRITTEN.path in root:
+            written = np.zeros(n_frames, dtype=bool)
+            written[list(frames)] = True
+            root[schema.VIDEO_WRITTEN.path][:] = written
     root.attrs[Attr.STATUS] = spec.status
     return {"attention": att, "padding": pad, "head_entropy": entropy, "words": words, "complete": complete}
 

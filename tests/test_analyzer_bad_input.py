@@ -83,13 +83,16 @@ def test_nan_padding_in_a_complete_step_fails_loudly(store, tmp_path):
     block[0, 0, 0] = np.nan
     padding[1, 0] = block
     assert_one_line_error(run(copy, "-o", tmp_path / "out", "--quiet"),
-                          "step 1 is marked complete but its cond padding_mass holds NaN")
+                          "cond/padding_mass at step 1: NaN at layer block 0, frame 0, y 0, x 0 although the step "
+                          "is marked complete (chunk c/1/0/0/0/0)")
 
 
 def test_missing_padding_chunk_is_not_shown_as_a_dash(store, tmp_path):
     copy = _copy(store, tmp_path)
     _chunk(copy, "cond/padding_mass", 2).unlink()  # reads back as the NaN fill value
-    with pytest.raises(AnalyzerError, match="step 2 is marked complete but its cond padding_mass holds NaN"):
+    with pytest.raises(AnalyzerError, match=r"cond/padding_mass at step 2: NaN at layer block 0, frame 0, y 0, x 0 "
+                                            r"although the step is marked complete \(its chunk c/2/0/0/0/0 is "
+                                            r"missing: never written, or deleted\)"):
         view = StoreView(copy)
         view.read_step(view.steps[2], [0, 1])
 

@@ -96,7 +96,7 @@ def test_missing_array_refused(store, tmp_path):
     (["--steps", "x"], ["cannot read step 'x'"]),
     (["--outputs", "pictures"], ["unknown output 'pictures'"]),
     (["--branch", "uncond"], ["branch 'uncond' was not recorded"]),
-    (["--sheet-frames", "0"], ["sheet frames must be at least 1"]),
+    (["--sheet-frames", "0"], ["sheet frames must be a whole number between 1 and 64, got 0"]),
 ])
 def test_bad_selection(store, tmp_path, args, fragments):
     assert_one_line_error(run(store, "-o", tmp_path / "out", "--quiet", *args), *fragments)

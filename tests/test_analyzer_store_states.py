@@ -19,13 +19,16 @@ def test_partial_store_analyses_complete_steps_and_names_the_missing(tmp_path):
                                               status=schema.STATUS_RECORDING, video_value=0))
     written = analyze(tmp_path / "store", tmp_path / "out", progress=False)
     report = written["report"].read_text()
-    assert "Missing steps: 2, 4." in report
+    assert "Missing steps: steps 2, 4 missing (2 of 5 recorded)." in report
     assert "| Status | recording |" in report
     assert [p.name for p in written["steps"]] == ["attention_step_000.png", "attention_step_001.png",
                                                    "attention_step_003.png"]
     with Image.open(written["animation"]) as gif:
         assert gif.n_frames == 3
-    assert "video is all zeros" in report
+    assert "Status: recording: the store may still be being written" in report
+    # no frame of the video was written: none is drawn as black, and the report says how they are drawn
+    assert "The store holds no video frame (video\\_written): every frame of the per-word views is drawn as a " \
+           "neutral grey background labelled \"frame not recorded\"" in report
     # NaN of the missing steps never reaches a number
     assert "nan" not in report.lower()
 
@@ -51,7 +54,7 @@ def test_failed_store_reports_its_error(tmp_path):
                                               attributes={Attr.ERROR: "CUDA out of memory | at step 2"}))
     report = analyze(tmp_path / "store", tmp_path / "out", progress=False, outputs="report")["report"].read_text()
     assert "| Status | failed: CUDA out of memory \\| at step 2 |" in report
-    assert "Missing steps: 2." in report
+    assert "Missing steps: step 2 missing (1 of 3 recorded)." in report
 
 
 def test_layer_mean_store_has_no_layer_profile(tmp_path):
@@ -75,7 +78,8 @@ def test_nan_in_a_complete_step_fails_loudly(tmp_path):
     att[1, 0] = block
     result = CliRunner().invoke(main, [str(tmp_path / "store"), "-o", str(tmp_path / "out"), "--quiet"])
     assert result.exit_code == 1
-    assert "step 1 is marked complete but its cond attention holds NaN" in result.output
+    assert ("cond/attention at step 1: NaN at layer block 0, frame 0, y 0, x 0, token 0 although the step is marked "
+            "complete (chunk c/1/0/0/0/0/0)") in result.output
 
 
 def test_uncond_branch(tmp_path):

@@ -70,4 +70,6 @@ def test_info_prints_no_terminal_escapes(tmp_path):
     result = CliRunner().invoke(main, ["info", str(tmp_path / "store")])
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.output and "\x07" not in result.output
-    assert "prompt:    a]0;title cat" in result.output
+    # shown as escapes, so the reader sees that the store holds them
+    assert "prompt:    a\\x1b]0;title\\x07 cat" in result.output
+    assert "tokens:    2 (\u2581a\\x1b[2J </s>)" in result.output

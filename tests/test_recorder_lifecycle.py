@@ -186,3 +186,19 @@ def test_fused_projections_record_the_same_maps(small_request, tmp_path):
     b = zarr.open_group(fused.store, mode="r")[schema.attention("cond").path][:].astype(np.float64)
     # Step 0 sees the same latents; later steps drift apart with the (differently rounded) fused video.
     np.testing.assert_allclose(b[0], a[0], rtol=5e-3, atol=1e-6)
+
+
+def test_a_black_frame_is_written_like_any_other(tmp_path):
+    # zarr skips chunks equal to the fill value (0 = black); the reader would take the missing
+    # chunk of a frame marked written for corruption.
+    from recorder.session import write_video
+    from shared.store import BranchLayout, StoreLayout, create_store
+
+    layout = StoreLayout(1, (0,), (1, 1, 1), 1, (BranchLayout("cond", 1),), (3, 16, 16, 3))
+    root = create_store(tmp_path / "s.zarr", layout)
+    frames = np.random.default_rng(0).random((3, 16, 16, 3)).astype(np.float32)
+    frames[1] = 0.0
+    write_video(root, frames)
+    assert root[schema.VIDEO_WRITTEN.path][:].tolist() == [True, True, True]
+    assert (tmp_path / "s.zarr" / "video" / "c" / "1" / "0" / "0" / "0").is_file()
+    assert not root[schema.VIDEO.path][1].any()
