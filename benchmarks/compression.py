@@ -17,6 +17,7 @@ import numpy as np
 import zarr
 
 from benchmarks.common import write_json
+from shared import schema
 
 CANDIDATES = {
     "zstd-3": numcodecs.Zstd(level=3),
@@ -33,7 +34,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    array = zarr.open_group(args.store, mode="r")["cond/attention"]
+    array = zarr.open_group(args.store, mode="r")[schema.attention("cond").path]
     steps, layers = array.shape[:2]
     rng = np.random.default_rng(0)
     picks = [(int(rng.integers(steps)), int(rng.integers(layers))) for _ in range(args.samples)]

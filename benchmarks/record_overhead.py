@@ -27,7 +27,8 @@ from benchmarks.wan_shaped import build_wan_shaped_pipeline
 from recorder.capture import AttentionCapture, CaptureConfig
 from recorder.record import GenerationRequest, generate_plain, pipeline_call_kwargs, record
 from recorder.tokens import prompt_tokens
-from shared.store import disk_bytes
+from shared import schema
+from shared.store import stored_bytes
 
 
 def capture_only(pipe, request: GenerationRequest):
@@ -57,12 +58,11 @@ def store_cost(path: str) -> dict:
 
     root = zarr.open_group(path, mode="r")
     logical = disk = 0
-    for name in ("cond/attention", "cond/padding_mass"):
+    for name in (schema.attention("cond").path, schema.padding_mass("cond").path):
         array = root[name]
         logical += array.nbytes
-        folder = os.path.join(path, *name.split("/"))
-        disk += disk_bytes(folder)
-    total = disk_bytes(path)
+        disk += stored_bytes(array)
+    total = stored_bytes(root)
     return {"attention_logical_bytes": logical, "attention_disk_bytes": disk,
             "compression_ratio": logical / disk if disk else None, "store_bytes": total}
 

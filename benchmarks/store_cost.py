@@ -25,7 +25,7 @@ from benchmarks.common import write_json
 from recorder.precision import round_mantissa
 from recorder.writer import BackgroundWriter
 from shared import schema
-from shared.store import BranchLayout, StoreLayout, create_store, disk_bytes
+from shared.store import BranchLayout, StoreLayout, create_store, stored_bytes
 
 OPTIONS = (10, 7, 5, 3)
 
@@ -57,7 +57,7 @@ def write_all(maps: list[np.ndarray], bits: int, scratch: str) -> dict:
     writer.close()
     seconds = time.perf_counter() - start
     raw = sum(m.nbytes for m in maps)
-    disk = disk_bytes(os.path.join(path, "cond", "attention"))
+    disk = stored_bytes(root[schema.attention("cond").path])
     exact = np.stack(maps).astype(np.float64)
     got = np.stack(stored).astype(np.float64)
     normal = exact >= np.finfo(np.float16).tiny

@@ -159,7 +159,7 @@ def _record(stage, output, prompt, model, negative_prompt, seed, height, width, 
     check_model_name(model)
     device = inputs.check_device(device)  # imports torch to ask for the GPU
 
-    from shared.store import check_output, disk_bytes
+    from shared.store import check_output, open_store, stored_bytes
 
     check_output(output, overwrite)
 
@@ -177,7 +177,7 @@ def _record(stage, output, prompt, model, negative_prompt, seed, height, width, 
                     show_progress=True, notify=lambda note: click.echo(f"note: {note}", err=True))
     stage["at"] = "done"
     timing = result.timing
-    click.echo(f"recorded {output}: {disk_bytes(output) / 2**20:.1f} MiB, generation {timing['generation_s']:.2f} s, "
+    click.echo(f"recorded {output}: {stored_bytes(open_store(output)) / 2**20:.1f} MiB, generation {timing['generation_s']:.2f} s, "
                f"capture {timing['capture_s']:.2f} s, writing {timing['write_s']:.2f} s (background)", err=True)
 
 

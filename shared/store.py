@@ -337,9 +337,12 @@ def _create_layout(root: zarr.Group, layout: StoreLayout) -> zarr.Group:
     return root
 
 
-def disk_bytes(path: str | os.PathLike) -> int:
-    """Bytes a local store (or any folder of it) takes on disk: the sum of its files' sizes."""
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+def stored_bytes(node: zarr.Group | zarr.Array) -> int:
+    """Bytes an array, or every array of a group, takes in its store (chunks and metadata), as zarr counts them."""
+    if isinstance(node, zarr.Array):
+        return node.nbytes_stored()
+    return sum(member.nbytes_stored() for _, member in node.members(max_depth=None)
+               if isinstance(member, zarr.Array))
 
 
 def _check_zip(location: str) -> None:
@@ -356,9 +359,7 @@ def _check_zip(location: str) -> None:
 
 def _open_zarr(location: str) -> zarr.Group:
     if "://" in location:
-        from zarr.storage import FsspecStore
-
-        return zarr.open_group(FsspecStore.from_url(location, read_only=True), mode="r")
+        return zarr.open_group(location, mode="r")  # zarr hands a URL to fsspec, read-only
     if not os.path.exists(location):
         raise StoreError(f"no store at {location}")
     if os.path.isfile(location):
