@@ -22,6 +22,10 @@ from synthetic_store import small_spec, write_store
 
 from shared import schema
 
+ATTENTION = schema.attention("cond").path
+PADDING = schema.padding_mass("cond").path
+TOKEN_IDS = schema.token_ids("cond").path
+
 REPO = Path(__file__).resolve().parent.parent
 
 # Every array of a one-branch store, by its path: what the matrix is parametrised over.

@@ -30,6 +30,9 @@ from pathlib import Path
 import pytest
 from analyzer_cli_helpers import run
 from corrupt import (
+    ATTENTION,
+    PADDING,
+    TOKEN_IDS,
     ARRAY_PATHS,
     INFO_READS,
     PER_STEP_ARRAYS,
@@ -54,9 +57,6 @@ from corrupt import (
 from shared import schema
 from shared.local_store import MAX_KEY_BYTES
 
-ATTENTION = schema.attention("cond").path
-PADDING = schema.padding_mass("cond").path
-TOKEN_IDS = schema.token_ids("cond").path
 VIDEO = schema.VIDEO.path
 VIDEO_WRITTEN = schema.VIDEO_WRITTEN.path
 LAYER_BLOCK = schema.LAYER_BLOCK.path
@@ -83,11 +83,9 @@ class Case:
     analyze: tuple | str  # fragments of the expected error line, or OK
     info: tuple | str | None = UNCHECKED
     child: bool = False  # run in a child process (timeout, memory limit) instead of in-process
-    xfail: str | None = None
 
     def param(self):
-        marks = [pytest.mark.xfail(strict=True, reason=self.xfail)] if self.xfail else []
-        return pytest.param(self, id=self.id, marks=marks)
+        return pytest.param(self, id=self.id)
 
 
 
@@ -176,33 +174,31 @@ def _deleted(array: str):
 # of a complete step (NaN, -1, -2, false), and the analysis names it.
 DELETED = {
     ATTENTION: ((f"{ATTENTION} at step 1: NaN", "although the step is marked complete",
-                 f"its chunk {chunk_key(ATTENTION)} is missing"), UNCHECKED, None),
+                 f"its chunk {chunk_key(ATTENTION)} is missing"), UNCHECKED),
     PADDING: ((f"{PADDING} at step 1: NaN", "although the step is marked complete",
-               f"its chunk {chunk_key(PADDING)} is missing"), UNCHECKED, None),
-    **{spec.path: ((f"{spec.path} at step 1: NaN", "although the step is marked complete"), UNCHECKED, None)
+               f"its chunk {chunk_key(PADDING)} is missing"), UNCHECKED),
+    **{spec.path: ((f"{spec.path} at step 1: NaN", "although the step is marked complete"), UNCHECKED)
        for spec in (schema.head_entropy("cond"), schema.head_token_mass("cond"), schema.head_padding_mass("cond"))},
-    TOKEN_IDS: ((f"{TOKEN_IDS} entry 0 is -1, the fill value",), (f"{TOKEN_IDS} entry 0 is -1, the fill value",),
-                None),
+    TOKEN_IDS: ((f"{TOKEN_IDS} entry 0 is -1, the fill value",), (f"{TOKEN_IDS} entry 0 is -1, the fill value",)),
     schema.STEP_INDEX.path: (("steps/index at position 0 is -1 (never written) although the step is marked complete",),
-                             UNCHECKED, None),
+                             UNCHECKED),
     schema.STEP_TIMESTEP.path: (("steps/timestep at step 0 is NaN although the step is marked complete",),
-                                UNCHECKED, None),
-    schema.STEP_SIGMA.path: (("steps/sigma at step 0 is NaN although the step is marked complete",), UNCHECKED, None),
+                                UNCHECKED),
+    schema.STEP_SIGMA.path: (("steps/sigma at step 0 is NaN although the step is marked complete",), UNCHECKED),
     # -1, the fill value, is the documented "expert unknown" (analyzer.reader.Step): the pictures are right
-    schema.STEP_EXPERT.path: (OK, OK, None),
-    schema.STEP_COMPLETE.path: (("has no complete step yet (status 'complete')",), UNCHECKED, None),
-    LAYER_BLOCK: (("layers/block entry 0 is -2, the fill value",), ("layers/block entry 0 is -2, the fill value",),
-                  None),
+    schema.STEP_EXPERT.path: (OK, OK),
+    schema.STEP_COMPLETE.path: (("has no complete step yet (status 'complete')",), UNCHECKED),
+    LAYER_BLOCK: (("layers/block entry 0 is -2, the fill value",), ("layers/block entry 0 is -2, the fill value",)),
     VIDEO: ((f"video frame {VIDEO_FRAME} is marked written (video_written)",
-             f"but its chunk {chunk_key(VIDEO)} is missing"), UNCHECKED, None),
-    VIDEO_WRITTEN: ((VIDEO_WRITTEN, "its chunk c/0 is missing"), (VIDEO_WRITTEN, "its chunk c/0 is missing"), None),
+             f"but its chunk {chunk_key(VIDEO)} is missing"), UNCHECKED),
+    VIDEO_WRITTEN: ((VIDEO_WRITTEN, "its chunk c/0 is missing"), (VIDEO_WRITTEN, "its chunk c/0 is missing")),
 }
 
 
 def _deletion_cases():
     assert set(DELETED) == set(ARRAY_PATHS)
-    for array, (analyze, info, xfail) in DELETED.items():
-        yield Case(f"deleted-{array}", _deleted(array), analyze, info, xfail=xfail)
+    for array, (analyze, info) in DELETED.items():
+        yield Case(f"deleted-{array}", _deleted(array), analyze, info)
 
 
 # --- 2. metadata edits in zarr.json -----------------------------------------------------------------

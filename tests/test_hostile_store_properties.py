@@ -32,6 +32,9 @@ import numpy as np
 import pytest
 from analyzer_cli_helpers import run
 from corrupt import (
+    ATTENTION,
+    PADDING,
+    TOKEN_IDS,
     ARRAY_PATHS,
     INFO_READS,
     SPECS,
@@ -51,9 +54,6 @@ from analyzer import integrity
 from shared import schema
 from shared.schema import Attr, BranchAttr, GridKey, RecordOption
 
-ATTENTION = schema.attention("cond").path
-PADDING = schema.padding_mass("cond").path
-TOKEN_IDS = schema.token_ids("cond").path
 OUTPUTS = "report,words"  # the streaming pass over every step and layer, and every video frame
 
 SETTINGS = {"deadline": None, "derandomize": True, "database": None, "print_blob": True,
