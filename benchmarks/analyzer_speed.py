@@ -66,6 +66,7 @@ def build_store(path: str, steps: int, layers: int, height=480, width=832, frame
     base = probs.astype(np.float16)
     video = rng.integers(0, 255, size=(frames, height, width, 3), dtype=np.uint8)
     root[schema.VIDEO.path][:] = video
+    root[schema.VIDEO_WRITTEN.path][:] = True
     for s in range(steps):
         block = np.roll(base, s, axis=2)
         root[schema.attention("cond").path][s] = block[..., :t]

@@ -31,7 +31,6 @@ def test_sigkill_after_a_step_keeps_every_complete_step(tiny_model_dir, referenc
     assert complete == list(range(after_steps))
     root = zarr.open_group(str(out), mode="r")
     assert root.attrs[schema.Attr.STATUS] == schema.STATUS_RECORDING  # nobody could mark it
-    assert not root[schema.VIDEO_WRITTEN.path][:].any()
     result = analyze(out, tmp_path)
     if after_steps == 0:
         assert result.exit_code == 1 and "Traceback" not in result.output
