@@ -10,8 +10,9 @@ from concurrent.futures.process import BrokenProcessPool
 
 import click
 
-from analyzer.choices import ANIMATION_FORMATS, IMAGE_FORMATS, NORMALISATIONS, OUTPUT_KINDS
 from analyzer.errors import AnalyzerError
+from analyzer.info import describe
+from analyzer.options import ANIMATION_FORMATS, IMAGE_FORMATS, NORMALIZE_MODES
 from analyzer.text import printable
 from shared.cli import default_group
 from shared.store import StoreError
@@ -20,6 +21,17 @@ from shared.store import StoreError
 def _fail(exc: Exception | str) -> click.ClickException:
     # one line, and anything the store put in the message (a word, an error text) shown, never obeyed
     return click.ClickException(printable(exc))
+
+
+class _OutputsOption(click.Option):
+    """``--outputs``: its help lists the output kinds registered when it is shown (a toy kind included)."""
+
+    def get_help_record(self, ctx: click.Context):
+        from analyzer import outputs  # the output modules import matplotlib: only when the help is shown
+
+        kinds = [f"{o.name} (with {', '.join(o.includes)})" if o.includes else o.name for o in outputs.registered()]
+        self.help = f"Only these outputs, comma separated: {', '.join(kinds)}. Default: all."
+        return super().get_help_record(ctx)
 
 
 @default_group("analyze", help=__doc__)
@@ -43,14 +55,14 @@ def main():
 @click.option("--include-special", is_flag=True, help="Keep </s> and punctuation in the default per-word views.")
 @click.option("--branch", default="cond", show_default=True, type=click.Choice(["cond", "uncond"]),
               help="Guidance branch: the prompt (cond) or the negative prompt (uncond).")
-@click.option("--outputs", default=None, metavar="LIST",
-              help=f"Only these outputs: {', '.join(OUTPUT_KINDS)}. Default: all.")
+@click.option("--outputs", default=None, metavar="LIST", cls=_OutputsOption,
+              help="Only these outputs, comma separated. Default: all.")
 @click.option("--image-format", default="png", show_default=True, type=click.Choice(IMAGE_FORMATS))
 @click.option("--animation-format", default="gif", show_default=True, type=click.Choice(ANIMATION_FORMATS))
-@click.option("--normalize", "normalisation", default="global", show_default=True,
-              type=click.Choice(NORMALISATIONS),
+@click.option("--normalize", default="global", show_default=True, type=click.Choice(NORMALIZE_MODES),
               help="Colour scale of the word overlays: one for all (global), each step weighted alike "
-                   "(per-step), each latent frame (per-frame) or each word (per-word) on its own.")
+                   "(per-step), each latent frame (per-frame) or each word (per-word) on its own. The "
+                   "segmentation map does not depend on it.")
 @click.option("--sheet-frames", default=8, show_default=True, type=int,
               help="Frames shown in the contact sheets (1-64).")
 @click.option("--overlay-width", default=320, show_default=True, type=int,
@@ -71,7 +83,7 @@ def analyze_command(store, out_dir, quiet, **options):
 
     STORE is a store directory, a .zip of one, or a URL (https://, s3://, ...).
     """
-    from analyzer.run import analyze
+    from analyzer.run import analyze  # matplotlib and the output modules: not needed for `info` or --help
 
     try:
         # The CLI is a guarded entry point, so picture encoding may use worker processes.
@@ -92,8 +104,6 @@ def analyze_command(store, out_dir, quiet, **options):
 @click.option("--branch", default="cond", show_default=True, type=click.Choice(["cond", "uncond"]))
 def info_command(store, branch):
     """Print a short summary of what STORE holds."""
-    from analyzer.info import describe
-
     try:
         click.echo(describe(store, branch))
     except (StoreError, AnalyzerError) as exc:

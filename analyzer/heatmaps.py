@@ -1,13 +1,13 @@
-"""The classic per-step pictures: token x video-token heatmaps, their montage and GIF.
+"""The picture of each step: its token x video-token heatmap, drawn during the streaming pass.
 
 matplotlib draws the figure's frame once; each step's picture is that frame with the
 step's colours, title and colour-bar values put in by PIL (see :class:`StepHeatmap`).
-The montage and GIF are assembled with PIL from the rendered steps, never re-rendered.
+The outputs that use it (steps, montage, animation: :mod:`analyzer.outputs`) get each
+picture as it is drawn, never re-rendered.
 """
 
 from __future__ import annotations
 
-import io
 import math
 
 import matplotlib
@@ -23,13 +23,20 @@ EXPERT_NAMES = {0: "high-noise expert", 1: "low-noise expert", -1: "expert unkno
 MAX_TOKEN_LABELS = 96
 COLORMAP = "viridis"
 COLORBAR_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
-ANIMATION_WIDTH = 800
-MONTAGE_WIDTH = 2400
 _LUT = (matplotlib.colormaps[COLORMAP](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
 
 
 def step_title(index: int, timestep: float, expert: int) -> str:
     return f"step {index}   t = {timestep:.1f}   {EXPERT_NAMES.get(expert, f'expert {expert}')}"
+
+
+def layer_label(blocks: list[int]) -> str:
+    """The heatmaps' description of the layers shown."""
+    if blocks == [-1]:
+        return f"{text.block_label(-1)} (as recorded)"
+    if len(blocks) == 1:
+        return f"layer: block {blocks[0]}"
+    return f"mean over {len(blocks)} layers (blocks {blocks[0]}..{blocks[-1]})"
 
 
 class StepHeatmap:
@@ -96,59 +103,3 @@ def _pixel_box(ax, canvas) -> tuple[int, int, int, int]:
     bbox = ax.get_window_extent(renderer=canvas.get_renderer())
     height = canvas.get_width_height()[1]
     return round(bbox.x0), round(height - bbox.y1), round(bbox.x1), round(height - bbox.y0)
-
-
-def thumbnail(image: Image.Image, max_width: int) -> Image.Image:
-    if image.width <= max_width:
-        return image.copy()
-    height = round(image.height * max_width / image.width)
-    # bilinear: the panels shrink by a few percent, where Lanczos costs twice as much for nothing
-    return image.resize((max_width, height), Image.Resampling.BILINEAR)
-
-
-def save_step_picture(image: Image.Image, path, image_format: str, save: bool, montage_width: int | None,
-                      animation: bool) -> tuple[object, Image.Image | None, bytes | None]:
-    """Write one step's picture (if ``save``); return (path or None, montage panel or None, animation frame or None).
-
-    The montage panel is already at its cell size and the animation frame is a lightly
-    compressed PNG, so what the caller keeps per step is small whatever the number of steps.
-    A job for :class:`analyzer.encoders.Encoders`: encoding is the costly part of a step.
-    """
-    from analyzer import output
-
-    written = output.save_image(image, path, image_format) if save else None
-    panel = thumbnail(image, montage_width) if montage_width else None
-    frame = None
-    if animation:
-        buffer = io.BytesIO()
-        thumbnail(image, ANIMATION_WIDTH).save(buffer, format="PNG", compress_level=1)
-        frame = buffer.getvalue()
-    return written, panel, frame
-
-
-def montage_columns(count: int) -> int:
-    return max(1, math.ceil(math.sqrt(count)))
-
-
-def montage_cell_width(count: int, panel_width: int = ANIMATION_WIDTH, max_width: int = MONTAGE_WIDTH) -> int:
-    """Width of each cell of a montage of ``count`` panels: known before any step is drawn."""
-    return min(panel_width, max_width // montage_columns(count))
-
-
-def montage(panels: list[Image.Image], labels: list[str], max_width: int = MONTAGE_WIDTH) -> Image.Image:
-    """All step images in one grid, each with its label above it."""
-    count = len(panels)
-    columns = montage_columns(count)
-    rows = math.ceil(count / columns)
-    cell_w = min(max(p.width for p in panels), max_width // columns)
-    scaled = [thumbnail(p, cell_w) for p in panels]
-    cell_h = max(p.height for p in scaled)
-    label_h = 22
-    sheet = Image.new("RGB", (columns * cell_w, rows * (cell_h + label_h)), "white")
-    draw = ImageDraw.Draw(sheet)
-    label_font = font(14)
-    for i, (panel, label) in enumerate(zip(scaled, labels)):
-        x, y = (i % columns) * cell_w, (i // columns) * (cell_h + label_h)
-        draw.text((x + 4, y + 3), text.plain_label(label, 60), fill="black", font=label_font)
-        sheet.paste(panel, (x, y + label_h))
-    return sheet

@@ -7,9 +7,9 @@ may have been made by anyone, and its text must never drive the terminal.
 from __future__ import annotations
 
 from analyzer.reader import StoreView
-from analyzer.selection import ranges
 from analyzer.store_state import status_sentence, video_sentence
 from analyzer.text import printable as p
+from analyzer.text import ranges
 from shared.schema import Attr
 
 

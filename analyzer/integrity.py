@@ -1,7 +1,7 @@
 """Checks of what a store holds, as it streams: nothing is drawn from values that cannot be probabilities.
 
-The streaming pass checks each step on its layer mean (a few cheap passes over one
-(queries, tokens) array, no extra pass per layer); only when a check fails does
+:func:`analyzer.statistics.reduce_step` checks each step on its layer mean (a few cheap passes
+over one (queries, tokens) array, no extra pass per layer); only when a check fails does
 :func:`diagnose` go back over the layers to say where the bad value is. What the
 mean-level checks cannot see: one value off by less than ``layers x tolerance`` in a
 single layer (a row of the mean moves by the error divided by the number of layers).
@@ -10,13 +10,22 @@ single layer (a row of the mean moves by the error divided by the number of laye
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from analyzer.arrays import HALF_INVALID
 from analyzer.text import block_label
+from shared import schema
+from shared.schema import FLOAT16_MANTISSA_BITS
 
-FLOAT16_MANTISSA_BITS = 10
+if TYPE_CHECKING:
+    from analyzer.reader import RawStep, StoreView
+
+# FLOAT16_MANTISSA_BITS (the lossless precision) is shared.schema's, named here too for the mantissa checks' users
+__all__ = ["FLOAT16_MANTISSA_BITS", "Problem", "Where", "diagnose", "has_negative_zero", "head_problem",
+           "mean_problem", "row_sum_tolerance"]
+
 # A float16 at or above this bit pattern has its sign bit set (and is not +/-0): a negative value or a -NaN.
 _HALF_NEGATIVE = np.uint16(0x8000)
 
@@ -45,6 +54,13 @@ class Where:
     grid: tuple[int, int, int]
     tolerance: float
     mantissa_bits: int
+
+    @classmethod
+    def of(cls, view: StoreView, raw: RawStep) -> Where:
+        """The places of one step as read, and the tolerance of its store's precision."""
+        return cls(schema.attention(view.branch).path, schema.padding_mass(view.branch).path, raw.step.index,
+                   [view.layer_blocks[i] for i in raw.layers], view.grid,
+                   row_sum_tolerance(view.mantissa_bits, len(view.tokens)), view.mantissa_bits)
 
     def step(self) -> str:
         return f"at step {self.step_index}"

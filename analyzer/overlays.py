@@ -1,4 +1,4 @@
-"""Per-word maps laid over the decoded frames: GIF per word, contact sheet, segmentation map.
+"""Per-word maps laid over the decoded frames: the drawing of the word animations, contact sheet and segmentation map.
 
 Latent frame f covers pixel frames ``pixel_frames[f]`` (0 -> [0, 0], f >= 1 -> [4f-3, 4f]);
 its (H', W') map is upsampled bilinearly to the frame. Colours come from a 256-entry
@@ -12,7 +12,6 @@ from matplotlib import colormaps
 from PIL import Image, ImageDraw
 
 from analyzer import text
-from analyzer.choices import NORMALISATIONS
 from analyzer.fonts import font
 
 OVERLAY_ALPHA = 0.65
@@ -25,28 +24,6 @@ _HEAT_LUT = (colormaps["turbo"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype
 _SEGMENT_COLOURS = (np.asarray([colormaps[name](i)[:3] for name in ("tab20", "tab20b", "tab20c") for i in range(20)])
                     * 255).astype(np.uint8)
 SEGMENT_COLOUR_COUNT = len(_SEGMENT_COLOURS)
-
-
-def normalise(maps: np.ndarray, mode: str) -> np.ndarray:
-    """Scale (units, F', H', W') maps into [0, 1].
-
-    global: one scale for every word and frame, so words compare with each other.
-    per-step: the maps were built from steps each scaled to its own maximum (see
-        ``Accumulator.unit_maps``); then one scale for all, so every step weighs the same.
-    per-frame: each word's latent frame on its own scale, to see the layout where mass is low.
-    per-word: each word on its own scale over all its frames.
-    """
-    maps = np.asarray(maps, dtype=np.float64)
-    if mode in ("global", "per-step"):
-        scale = np.full(maps.shape[:2], maps.max() if maps.size else 1.0)
-    elif mode == "per-frame":
-        scale = maps.max(axis=(2, 3))
-    elif mode == "per-word":
-        scale = np.repeat(maps.max(axis=(1, 2, 3))[:, None], maps.shape[1], axis=1)
-    else:
-        raise ValueError(f"unknown normalisation {mode!r}; choose from {', '.join(NORMALISATIONS)}")
-    scale = np.where(scale > 0, scale, 1.0)
-    return np.clip(maps / scale[:, :, None, None], 0.0, 1.0)
 
 
 def latent_frame_of(pixel_frames: list[tuple[int, int]], num_video_frames: int) -> np.ndarray:
@@ -84,11 +61,6 @@ def blend(frame: np.ndarray, layer: tuple[np.ndarray, np.ndarray]) -> np.ndarray
     """``frame`` (h, w, 3) uint8 under a :func:`heat_layer`; zero heat leaves the frame as it is."""
     colour, keep = layer
     return np.clip(frame * keep + colour + 0.5, 0, 255).astype(np.uint8)
-
-
-def heat_overlay(frame: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """``frame`` with ``heat`` (h, w) in [0, 1] blended on."""
-    return blend(frame, heat_layer(heat))
 
 
 def segment_colour(unit: int) -> tuple[int, int, int]:

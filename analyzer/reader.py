@@ -1,8 +1,10 @@
-"""Read a store for analysis: its description, and its attention one step at a time.
+"""Read a store for analysis: its description, and its attention one step at a time, as stored.
 
 Everything here goes through :mod:`shared.schema` names; nothing else in the analyzer
-touches the Zarr layout. The attention array is never read whole: :func:`iter_steps`
-reads one step (the selected layers of it) while the caller works on the previous one.
+touches the Zarr layout. The attention array is never read whole: :meth:`StoreView.read_raw`
+reads one step (the selected layers of it); :mod:`analyzer.streaming` runs those reads
+ahead of the reduction (:func:`analyzer.statistics.reduce_step`) and of the caller. This
+module only reads: the values are checked and reduced elsewhere.
 """
 
 from __future__ import annotations
@@ -10,21 +12,23 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections import defaultdict, deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
+from zarr.core.sync import sync
 
-from analyzer import integrity
-from analyzer.arrays import column_sums, half_to_single
 from analyzer.errors import AnalyzerError, StepError
+from analyzer.text import ranges
 from shared import grid as latent
 from shared import schema
 from shared.schema import Attr, BranchAttr, GridKey, RecordOption
 from shared.store import open_store
+
+if TYPE_CHECKING:
+    from analyzer.integrity import Problem
 
 
 @dataclass(frozen=True)
@@ -51,28 +55,6 @@ class Word:
 
 
 @dataclass(frozen=True)
-class StepData:
-    """What the analysis needs from one step, reduced over the selected layers in the reader thread.
-
-    attention: (queries, tokens) float32, mean over the selected layers.
-    padding: (queries,) float32, mean padding mass over the selected layers.
-    layer_token_mass: (layers, tokens) float64, mean over queries of each layer's attention.
-    layer_padding: (layers,) float64, mean padding mass of each layer.
-    query_total: (queries,) float64, each query's attention summed over the tokens (None: not computed).
-    heads: the step's per-head summaries of the selected layers, float64 by name: "entropy" and
-        "padding" (layers, heads), "token_mass" (layers, heads, tokens); None when not read.
-    """
-
-    step: Step
-    attention: np.ndarray
-    padding: np.ndarray
-    layer_token_mass: np.ndarray
-    layer_padding: np.ndarray
-    query_total: np.ndarray | None = None
-    heads: dict[str, np.ndarray] | None = None
-
-
-@dataclass(frozen=True)
 class RawStep:
     """One step as stored: attention (L, Q, T) and padding (L, Q) float16, per-head summaries, the layers read."""
 
@@ -83,7 +65,7 @@ class RawStep:
     heads: dict[str, np.ndarray]
 
 
-# The per-head summaries, by the name StepData.heads and the head ranking use.
+# The per-head summaries, by the name statistics.StepData.heads and the head ranking use.
 def _head_specs(branch: str) -> dict[str, schema.ArraySpec]:
     return {"entropy": schema.head_entropy(branch), "token_mass": schema.head_token_mass(branch),
             "padding": schema.head_padding_mass(branch)}
@@ -113,6 +95,7 @@ class StoreView:
         self.attention = self.root[schema.attention(branch).path]
         self.padding = self.root[schema.padding_mass(branch).path]
         self.head_arrays = {name: self.root[spec.path] for name, spec in _head_specs(branch).items()}
+        self.head_paths = {name: array_path(array) for name, array in self.head_arrays.items()}
         self.video = self.root[schema.VIDEO.path]
         n_steps, n_layers, frames, height, width, n_tokens = self.attention.shape
         self.grid: tuple[int, int, int] = (frames, height, width)
@@ -120,11 +103,11 @@ class StoreView:
         self.steps = self._read_steps(n_steps)
         self.layer_blocks: list[int] = self._read_layer_blocks(n_layers)
         with self._attribute(f"{Attr.RECORD_OPTIONS}.{RecordOption.MANTISSA_BITS}"):
-            bits = self.record_options.get(RecordOption.MANTISSA_BITS, integrity.FLOAT16_MANTISSA_BITS)
-            if isinstance(bits, bool) or not isinstance(bits, int) or not 0 <= bits <= 10:
-                raise ValueError(f"{str(bits)[:40]!r} is not a number of mantissa bits 0..10")
+            bits = self.record_options.get(RecordOption.MANTISSA_BITS, schema.FLOAT16_MANTISSA_BITS)
+            if isinstance(bits, bool) or not isinstance(bits, int) or not 0 <= bits <= schema.FLOAT16_MANTISSA_BITS:
+                raise ValueError(f"{str(bits)[:40]!r} is not a number of mantissa bits "
+                                 f"0..{schema.FLOAT16_MANTISSA_BITS}")
             self.mantissa_bits: int = bits
-        self.tolerance = integrity.row_sum_tolerance(self.mantissa_bits, n_tokens)
         self.token_ids: list[int] = self._read_token_ids(n_tokens)
         self.video_written, self.video_written_source = self._read_video_written()
 
@@ -194,13 +177,15 @@ class StoreView:
         arrays = {spec.path: self._read_array(self.root[spec.path], spec.path) for spec in schema.STEP_ARRAYS}
         with self._attribute(f"{Attr.RECORD_OPTIONS}.{RecordOption.STEP_STRIDE}"):
             stride = int(self.record_options.get(RecordOption.STEP_STRIDE, 1) or 1)
+        # The step each position was planned for (a step never written has index -1). From the
+        # step axis, not from num_inference_steps, which a damaged store may give as anything.
+        planned = schema.recorded_steps(n_steps * stride, stride)
         steps = []
         for p in range(n_steps):
             index = int(arrays[schema.STEP_INDEX.path][p])
             steps.append(Step(
                 position=p,
-                # a step never written has index -1; the stride says which step it was meant to be
-                index=index if index >= 0 else p * stride,
+                index=index if index >= 0 else planned[p],
                 timestep=float(arrays[schema.STEP_TIMESTEP.path][p]),
                 sigma=float(arrays[schema.STEP_SIGMA.path][p]),
                 expert=int(arrays[schema.STEP_EXPERT.path][p]),
@@ -253,8 +238,6 @@ class StoreView:
         if flags.shape != (count,):
             raise AnalyzerError(f"{self.location}: {spec.path} has shape {list(flags.shape)}, expected [{count}]")
         if self.status == schema.STATUS_COMPLETE and not flags.all():
-            from analyzer.selection import ranges  # selection imports this module
-
             key = _chunk_key(array, (0,))
             lost = f": its chunk {key} is missing (deleted)" if not _key_exists(array, key) else ""
             raise AnalyzerError(f"{self.location}: {spec.path} marks frames {ranges(np.flatnonzero(~flags).tolist())} "
@@ -297,7 +280,7 @@ class StoreView:
         problem = self.step_problems.get(step.position)
         if problem is not None:
             raise StepError(self.location, step, problem)
-        layer_sel = _as_selection(layers, len(self.layer_blocks))
+        layer_sel = _as_selection(layers)
         where = f"at step {step.index} (branch {self.branch})"
         selection = (step.position, layer_sel)
         att = self._read_array(self.attention, schema.attention(self.branch).path, selection, where, step)
@@ -307,41 +290,7 @@ class StoreView:
         return RawStep(step, list(layers), att.reshape(att.shape[0], -1, att.shape[-1]), pad.reshape(pad.shape[0], -1),
                        heads)
 
-    def reduce(self, raw: RawStep) -> StepData:
-        """Average a step over its layers, keeping each layer's token mass; a StepError if a value is wrong.
-
-        Each layer is decoded from float16 into one reused float32 buffer (see
-        :func:`analyzer.arrays.half_to_single`): converting the whole step at once would
-        double the memory, and numpy's own cast is the slowest step of the pass. The
-        checks (:mod:`analyzer.integrity`) run on the layer mean, not on every layer.
-        """
-        step, att, pad = raw.step, raw.attention, raw.padding
-        n_layers, n_queries, _ = att.shape
-        total, layer_token_mass = _layer_mean(att)
-        layer_padding = pad.sum(axis=1, dtype=np.float64) / n_queries
-        padding = np.add.reduce(pad, axis=0, dtype=np.float32) / np.float32(n_layers)
-        query_total = total.sum(axis=1, dtype=np.float64)  # the text entropy needs it too
-        where = self._where(raw)
-        if integrity.mean_problem(total, query_total, padding, layer_padding, pad, n_layers, self.tolerance):
-            problem = integrity.diagnose(att, pad, where)
-            if problem.layer is not None or not integrity.has_negative_zero(att):
-                raise StepError(self.location, step, self._with_chunk(problem, raw))
-            # -0.0 is a zero probability, but the fast decoding takes its sign bit for "invalid": decode exactly
-            total, layer_token_mass = _layer_mean(att, exact=True)
-            query_total = total.sum(axis=1, dtype=np.float64)
-            if integrity.mean_problem(total, query_total, padding, layer_padding, pad, n_layers, self.tolerance):
-                raise StepError(self.location, step, problem.message)
-        problem = integrity.head_problem(raw.heads, {n: array_path(a) for n, a in self.head_arrays.items()}, where)
-        if problem is not None:
-            raise StepError(self.location, step, problem)
-        return StepData(step, total, padding, layer_token_mass, layer_padding, query_total, raw.heads)
-
-    def _where(self, raw: RawStep) -> integrity.Where:
-        return integrity.Where(schema.attention(self.branch).path, schema.padding_mass(self.branch).path,
-                               raw.step.index, [self.layer_blocks[i] for i in raw.layers], self.grid, self.tolerance,
-                               self.mantissa_bits)
-
-    def _with_chunk(self, problem: integrity.Problem, raw: RawStep) -> str:
+    def with_chunk(self, problem: Problem, raw: RawStep) -> str:
         """The problem's message, with the chunk that holds the bad value (and whether that chunk exists)."""
         if problem.layer is None:
             return problem.message
@@ -352,10 +301,6 @@ class StoreView:
         if problem.not_a_number and not _key_exists(array, key):
             return f"{problem.message} (its chunk {key} is missing: never written, or deleted)"
         return f"{problem.message} (chunk {key})"
-
-    def read_step(self, step: Step, layers: list[int]) -> StepData:
-        """Read the selected layer entries of one step and reduce them (:meth:`read_raw` then :meth:`reduce`)."""
-        return self.reduce(self.read_raw(step, layers))
 
     def read_video_frame(self, index: int) -> np.ndarray:
         """One decoded RGB frame (height, width, 3) uint8 of a frame marked written; AnalyzerError otherwise.
@@ -415,28 +360,6 @@ def _step_problems(steps: list[Step], raw_index: np.ndarray) -> dict[int, str]:
     return problems
 
 
-def _layer_mean(att: np.ndarray, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The mean over layers of (L, Q, T) attention, float32 (Q, T), and each layer's token mass, (L, T) float64.
-
-    float16 layers are decoded by :func:`analyzer.arrays.half_to_single`, which turns every
-    value with its sign bit set into an "invalid" marker; ``exact`` decodes with numpy
-    instead (slower), for the rare step that holds -0.0.
-    """
-    n_layers, n_queries, n_tokens = att.shape
-    total = np.zeros((n_queries, n_tokens), dtype=np.float32)
-    layer_token_mass = np.empty((n_layers, n_tokens), dtype=np.float64)
-    buffer = np.empty((n_queries, n_tokens), dtype=np.float32)
-    for layer in range(n_layers):
-        if att.dtype == np.float16 and not exact:
-            half_to_single(att[layer], buffer)
-        else:
-            np.copyto(buffer, att[layer])
-        total += buffer
-        layer_token_mass[layer] = column_sums(buffer) / n_queries
-    total /= np.float32(n_layers)
-    return total, layer_token_mass
-
-
 def _get(array, selection):
     if isinstance(selection, tuple) and len(selection) == 2 and not isinstance(selection[1], slice):
         return array.get_orthogonal_selection(selection)
@@ -449,8 +372,6 @@ def _chunk_key(array, index: tuple[int, ...]) -> str:
 
 
 def _key_exists(array, key: str) -> bool:
-    from zarr.core.sync import sync
-
     return bool(sync((array.store_path / key).exists()))
 
 
@@ -478,47 +399,8 @@ def _failing_chunk(array, selection) -> tuple[str | None, Exception | None]:
     return None, None
 
 
-def _as_selection(layers: list[int], total: int):
+def _as_selection(layers: list[int]):
     """A slice when the layers are contiguous (one plain read), else an index array."""
-    if layers == list(range(layers[0], layers[0] + len(layers))):
+    if list(layers) == list(range(layers[0], layers[0] + len(layers))):
         return slice(layers[0], layers[0] + len(layers))
     return np.asarray(layers)
-
-
-def iter_steps(view: StoreView, steps: list[Step], layers: list[int], ahead: int = 3,
-               on_skip: Callable[[StepError], None] | None = None) -> Iterator[StepData]:
-    """Yield each step's reduced data in order, as a three-stage pipeline.
-
-    One thread reads (and decompresses) steps, a second reduces them over layers, and the
-    caller works on the step yielded; at most ``ahead`` steps are in flight besides the
-    caller's, so memory stays bounded whatever the store's size, and the wall time is
-    close to the slowest stage rather than to the sum of all three. A step that cannot be
-    used raises its StepError, or, with ``on_skip``, is handed to it and not yielded.
-    """
-    if not steps:
-        return
-    with ThreadPoolExecutor(1, thread_name_prefix="wan-analyze-read") as readers, \
-            ThreadPoolExecutor(1, thread_name_prefix="wan-analyze-reduce") as reducers:
-        def start(step: Step) -> Future:
-            raw = readers.submit(view.read_raw, step, layers)
-            return reducers.submit(lambda: view.reduce(raw.result()))
-
-        pending = deque(start(step) for step in steps[:ahead])
-        following = iter(steps[ahead:])
-        try:
-            while pending:
-                try:
-                    data = pending.popleft().result()
-                except StepError as exc:
-                    if on_skip is None:
-                        raise
-                    on_skip(exc)
-                    data = None
-                step = next(following, None)
-                if step is not None:
-                    pending.append(start(step))
-                if data is not None:
-                    yield data
-        finally:
-            for future in pending:  # the caller stopped early: do not read what nobody will use
-                future.cancel()

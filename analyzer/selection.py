@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from analyzer.errors import AnalyzerError
+from analyzer.options import Options, Selection
 from analyzer.reader import Step, StoreView, Word
+from analyzer.text import ranges
 
 _RANGE = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$")
 
@@ -59,19 +61,6 @@ def parse_numbers(spec: str | Iterable[int] | None, what: str,
     if not numbers:
         raise AnalyzerError(f"no {what} given in {spec!r}")
     return numbers
-
-
-def ranges(values: list[int]) -> str:
-    """[0, 1, 2, 5] -> "0-2, 5": a short way to say what a store holds."""
-    values = sorted(set(values))
-    parts, start = [], None
-    for i, v in enumerate(values):
-        if start is None:
-            start = v
-        if i + 1 == len(values) or values[i + 1] != v + 1:
-            parts.append(str(start) if start == v else f"{start}-{v}")
-            start = None
-    return ", ".join(parts) if parts else "none"
 
 
 def select_steps(view: StoreView, spec: str | Iterable[int] | None) -> list[Step]:
@@ -152,6 +141,13 @@ def select_units(view: StoreView, words: str | Iterable[str] | None, tokens: str
                                 f"{', '.join(repr(t) for t in view.tokens)}")
         units.extend(Unit(view.tokens[i], (i,), "token", i) for i in matches)
     return list(dict.fromkeys(units))
+
+
+def select(view: StoreView, options: Options) -> Selection:
+    """The steps, layers and per-word units ``options`` name in this store (all, when they name none)."""
+    return Selection(view, options, tuple(select_steps(view, options.steps)),
+                     tuple(select_layers(view, options.layers)),
+                     tuple(select_units(view, options.words, options.tokens, options.include_special)))
 
 
 def _split(spec: str | Iterable[str] | None) -> list[str] | None:

@@ -1,8 +1,12 @@
-"""The numbers of the report, computed step by step from one read of each step.
+"""Every number of an analysis, from one read of each step: the one home of the statistics.
 
-:class:`Accumulator` takes each step's layer-mean attention A (queries x tokens) once,
-keeps per-step vectors (tokens long) and a few fixed-size maps, and never holds more
-than one step's A besides the previous one (for the change between steps).
+:func:`reduce_step` turns a step as stored into its layer mean (checked by
+:mod:`analyzer.integrity` on the way); :class:`Accumulator` takes each step's layer-mean
+attention A (queries x tokens) once, keeps per-step vectors (tokens long) and a few
+fixed-size maps, and never holds more than one step's A besides the previous one (for the
+change between steps). After the pass, :func:`conclude` derives the rest (head ranking,
+layer profile, segmentation) into the :class:`analyzer.options.Analysis`, and
+:func:`word_maps` applies ``--normalize`` to the per-word maps.
 
 Definitions (the report quotes them):
 - token mass m_t = mean over queries q of A[q, t]; token share = m_t / sum_t' m_t'.
@@ -10,6 +14,8 @@ Definitions (the report quotes them):
 - spatial entropy of a token: S_t = -sum_q r_qt ln r_qt with r_qt = A[q, t] / sum_q' A[q', t].
 - change from the previous step: D_s = sum_{q,t} |A_s - A_{s-1}| / sum_{q,t} A_{s-1}.
 - winner of a location: argmax_t A[q, t]; winner of a step: argmax_t m_t.
+- word map: M_w[q] = (1/N) sum_s sum_{t in w} A_s[q, t]; the segmentation's winner of a
+  location is argmax_w M_w[q], whatever ``--normalize`` (which only scales the overlays' colours).
 """
 
 from __future__ import annotations
@@ -18,17 +24,94 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analyzer.arrays import column_sums
-from analyzer.reader import StepData
+from analyzer import integrity
+from analyzer.arrays import column_sums, half_to_single
+from analyzer.errors import StepError
+from analyzer.options import Analysis, Selection
+from analyzer.reader import RawStep, Step, StoreView
 
 _TINY = np.float32(1e-30)
 
 
+@dataclass(frozen=True)
+class StepData:
+    """What the analysis needs from one step, reduced over the selected layers (in the streaming pass's second thread).
+
+    attention: (queries, tokens) float32, mean over the selected layers.
+    padding: (queries,) float32, mean padding mass over the selected layers.
+    layer_token_mass: (layers, tokens) float64, mean over queries of each layer's attention.
+    layer_padding: (layers,) float64, mean padding mass of each layer.
+    query_total: (queries,) float64, each query's attention summed over the tokens (None: not computed).
+    heads: the step's per-head summaries of the selected layers, float64 by name: "entropy" and
+        "padding" (layers, heads), "token_mass" (layers, heads, tokens); None when not read.
+    """
+
+    step: Step
+    attention: np.ndarray
+    padding: np.ndarray
+    layer_token_mass: np.ndarray
+    layer_padding: np.ndarray
+    query_total: np.ndarray | None = None
+    heads: dict[str, np.ndarray] | None = None
+
+
+def layer_mean(att: np.ndarray, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The mean over layers of (L, Q, T) attention, float32 (Q, T), and each layer's token mass, (L, T) float64.
+
+    float16 layers are decoded one at a time into one reused float32 buffer by
+    :func:`analyzer.arrays.half_to_single` (converting the whole step at once would double the
+    memory, and numpy's own cast is the slowest step of the pass), which turns every value
+    with its sign bit set into an "invalid" marker; ``exact`` decodes with numpy instead
+    (slower), for the rare step that holds -0.0.
+    """
+    n_layers, n_queries, n_tokens = att.shape
+    total = np.zeros((n_queries, n_tokens), dtype=np.float32)
+    layer_token_mass = np.empty((n_layers, n_tokens), dtype=np.float64)
+    buffer = np.empty((n_queries, n_tokens), dtype=np.float32)
+    for layer in range(n_layers):
+        if att.dtype == np.float16 and not exact:
+            half_to_single(att[layer], buffer)
+        else:
+            np.copyto(buffer, att[layer])
+        total += buffer
+        layer_token_mass[layer] = column_sums(buffer) / n_queries
+    total /= np.float32(n_layers)
+    return total, layer_token_mass
+
+
+def reduce_step(view: StoreView, raw: RawStep) -> StepData:
+    """Average a step over its layers, keeping each layer's token mass; a StepError if a value is wrong.
+
+    The checks (:mod:`analyzer.integrity`) run on the layer mean, not on every layer; only a
+    step that fails them is gone over again, layer by layer, to name the bad value.
+    """
+    step, att, pad = raw.step, raw.attention, raw.padding
+    n_layers, n_queries, _ = att.shape
+    total, layer_token_mass = layer_mean(att)
+    layer_padding = pad.sum(axis=1, dtype=np.float64) / n_queries
+    padding = np.add.reduce(pad, axis=0, dtype=np.float32) / np.float32(n_layers)
+    query_total = total.sum(axis=1, dtype=np.float64)  # the text entropy needs it too
+    where = integrity.Where.of(view, raw)
+    if integrity.mean_problem(total, query_total, padding, layer_padding, pad, n_layers, where.tolerance):
+        problem = integrity.diagnose(att, pad, where)
+        if problem.layer is not None or not integrity.has_negative_zero(att):
+            raise StepError(view.location, step, view.with_chunk(problem, raw))
+        # -0.0 is a zero probability, but the fast decoding takes its sign bit for "invalid": decode exactly
+        total, layer_token_mass = layer_mean(att, exact=True)
+        query_total = total.sum(axis=1, dtype=np.float64)
+        if integrity.mean_problem(total, query_total, padding, layer_padding, pad, n_layers, where.tolerance):
+            raise StepError(view.location, step, problem.message)
+    problem = integrity.head_problem(raw.heads, view.head_paths, where)
+    if problem is not None:
+        raise StepError(view.location, step, problem)
+    return StepData(step, total, padding, layer_token_mass, layer_padding, query_total, raw.heads)
+
+
 def entropy_from_sums(total: np.ndarray, weighted_log: np.ndarray) -> np.ndarray:
-    """Entropy (nats) of distributions given unnormalised: H = ln S - (sum a ln a) / S, with S = sum a.
+    """Entropy (nats) of distributions given as unscaled weights a: H = ln S - (sum a ln a) / S, with S = sum a.
 
     Zero-mass distributions get 0. One a ln a pass serves both the per-query and the
-    per-token entropies, instead of two normalise-and-log passes.
+    per-token entropies, instead of two divide-and-log passes.
     """
     safe = np.where(total > 0, total, 1.0)
     return np.where(total > 0, np.log(safe) - weighted_log / safe, 0.0)
@@ -72,26 +155,36 @@ class StepSummary:
         return float(self.token_mass[self.top_token] / max(self.token_mass.sum(), 1e-30))
 
 
+def membership(num_tokens: int, groups: list[tuple[int, ...]]) -> np.ndarray:
+    """(T, G) float32: 1 where token t belongs to group g (a word, or a per-word view's unit), else 0.
+
+    ``values @ membership`` sums each group's tokens: word maps, word masses, the layer profile.
+    """
+    matrix = np.zeros((num_tokens, len(groups)), dtype=np.float32)
+    for g, tokens in enumerate(groups):
+        matrix[list(tokens), g] = 1.0
+    return matrix
+
+
 class Accumulator:
     """Collects every summary of the analysis from a stream of :class:`StepData`."""
 
     def __init__(self, num_queries: int, num_tokens: int, units: list[tuple[int, ...]], heatmap_rows: int,
-                 step_normalised: bool = False):
-        """step_normalised: also keep the per-word maps of steps each scaled to its own maximum (``per-step``)."""
+                 normalize: str = "global"):
+        """normalize: the ``--normalize`` mode of the per-word maps; "per-step" also keeps the per-word maps
+        of steps each scaled to its own maximum (see :func:`word_maps`)."""
         self.num_queries = num_queries
         self.num_tokens = num_tokens
+        self.normalize = normalize
         # membership of tokens in the per-word units: the word maps and the layer profile
-        self.units = units
-        self.membership = np.zeros((num_tokens, len(units)), dtype=np.float32)
-        for u, tokens in enumerate(units):
-            self.membership[list(tokens), u] = 1.0
+        self.membership = membership(num_tokens, units)
         self.row_starts = row_blocks(num_queries, heatmap_rows)
         self.steps: list[StepSummary] = []
         self.layer_token_mass_sum: np.ndarray | None = None  # (L, T), summed over steps
         self.layer_padding: list[np.ndarray] = []  # per step, (L,): small, drawn per step
         self.unit_sum = np.zeros((len(units), num_queries), dtype=np.float64)
-        self.unit_step_normalised_sum = (np.zeros((len(units), num_queries), dtype=np.float64)
-                                         if step_normalised else None)
+        self.unit_step_scaled_sum = (np.zeros((len(units), num_queries), dtype=np.float64)
+                                     if normalize == "per-step" else None)
         self.wins = np.zeros((num_queries, num_tokens), dtype=np.int32)
         self.head_sums: dict[str, np.ndarray] = {}  # per-head summaries summed over the steps that have them
         self.head_count = 0
@@ -118,10 +211,10 @@ class Accumulator:
 
         units = (a @ self.membership).T  # (U, Q): each word's map is the sum of its tokens' maps
         self.unit_sum += units
-        if self.unit_step_normalised_sum is not None:
+        if self.unit_step_scaled_sum is not None:
             step_max = float(units.max()) if units.size else 0.0
             if step_max > 0:
-                self.unit_step_normalised_sum += units / step_max
+                self.unit_step_scaled_sum += units / step_max
         heatmap = downsample_rows(a, self.row_starts).astype(np.float32)
         if self.layer_token_mass_sum is None:
             self.layer_token_mass_sum = np.zeros_like(data.layer_token_mass, dtype=np.float64)
@@ -168,12 +261,13 @@ class Accumulator:
         """Mean over locations of the fraction of steps in which the location's modal winner wins."""
         return float(self.wins.max(axis=1).mean() / max(self.count, 1))
 
-    def unit_maps(self, normalisation: str) -> np.ndarray:
-        """(U, Q) per-word maps over the analysed steps, before any per-frame scaling."""
-        if normalisation == "per-step":
-            if self.unit_step_normalised_sum is None:
-                raise ValueError("per-step maps were not kept: build the Accumulator with step_normalised=True")
-            return self.unit_step_normalised_sum / max(self.count, 1)
+    def unit_maps(self, step_scaled: bool = False) -> np.ndarray:
+        """(U, Q) per-word maps M_w, the mean over the analysed steps; ``step_scaled``: the mean of the steps'
+        maps each scaled to its step's maximum (kept only for ``normalize="per-step"``)."""
+        if step_scaled:
+            if self.unit_step_scaled_sum is None:
+                raise ValueError('per-step maps were not kept: build the Accumulator with normalize="per-step"')
+            return self.unit_step_scaled_sum / max(self.count, 1)
         return self.unit_sum / max(self.count, 1)
 
     def layer_profile(self) -> np.ndarray:
@@ -187,3 +281,87 @@ class Accumulator:
     def padding_by_step_layer(self) -> np.ndarray:
         """(S, L) mean padding mass of each step and layer."""
         return np.asarray(self.layer_padding)
+
+
+# --- after the pass ---------------------------------------------------------------------
+
+def word_maps(stats: Accumulator, grid: tuple[int, int, int]) -> np.ndarray:
+    """(units, F', H', W') per-word maps in [0, 1], scaled as ``stats.normalize`` (``--normalize``) says.
+
+    The one place the mode is applied:
+    global: one scale for every word and frame, so words compare with each other.
+    per-step: the maps of steps each scaled to its own maximum, averaged; then one scale for
+        all, so every step weighs the same.
+    per-frame: each word's latent frame on its own scale, to see the layout where mass is low.
+    per-word: each word on its own scale over all its frames.
+    """
+    mode = stats.normalize  # one of options.NORMALIZE_MODES: Options.check has refused any other
+    maps = stats.unit_maps(step_scaled=mode == "per-step").reshape(-1, *grid)
+    if mode == "per-frame":
+        scale = maps.max(axis=(2, 3))
+    elif mode == "per-word":
+        scale = np.repeat(maps.max(axis=(1, 2, 3))[:, None], maps.shape[1], axis=1)
+    else:  # global, per-step
+        scale = np.full(maps.shape[:2], maps.max() if maps.size else 1.0)
+    scale = np.where(scale > 0, scale, 1.0)
+    return np.clip(maps / scale[:, :, None, None], 0.0, 1.0)
+
+
+def segment_winners(stats: Accumulator, grid: tuple[int, int, int]) -> np.ndarray:
+    """(F', H', W') the winning unit of each location: argmax_w M_w[q] of the unscaled step-mean word maps.
+
+    Deliberately independent of ``--normalize``: a per-word or per-frame scale would let a
+    word with little attention win wherever its own maximum is, so the segmentation always
+    compares the words' actual mass (the report's "Segment share" says so).
+    """
+    return np.argmax(stats.unit_maps().reshape(-1, *grid), axis=0)
+
+
+def segment_share(winners: np.ndarray, num_units: int) -> np.ndarray:
+    """(units,) the fraction of locations each unit wins."""
+    return np.bincount(winners.ravel(), minlength=num_units) / winners.size
+
+
+def layer_profile(stats: Accumulator) -> np.ndarray:
+    """(layers, units) each layer's word attention (its token mass summed per unit), each row divided by its sum."""
+    profile = stats.layer_profile() @ stats.membership.astype(np.float64)
+    return profile / np.maximum(profile.sum(axis=1, keepdims=True), 1e-30)
+
+
+@dataclass(frozen=True)
+class HeadStat:
+    layer_block: int
+    head: int
+    entropy: float  # mean over steps of the head's mean query entropy over all keys (nats)
+    padding: float  # mean over steps of the head's mean padding mass
+    top_token: int  # token with the largest mean probability for this head
+    top_token_mass: float
+
+
+def rank_heads(mean_entropy: np.ndarray, mean_mass: np.ndarray, mean_padding: np.ndarray,
+               layer_blocks: list[int]) -> list[HeadStat]:
+    """All heads, most focused (lowest entropy) first, from the per-head summaries the recorder keeps.
+
+    Means over the analysed steps: entropy, padding (layers, heads); token mass (layers, heads, tokens).
+    """
+    stats = []
+    for layer, block in enumerate(layer_blocks):
+        for head in range(mean_entropy.shape[1]):
+            top = int(np.argmax(mean_mass[layer, head]))
+            stats.append(HeadStat(block, head, float(mean_entropy[layer, head]), float(mean_padding[layer, head]),
+                                  top, float(mean_mass[layer, head, top])))
+    return sorted(stats, key=lambda s: (s.entropy, s.layer_block, s.head))
+
+
+def conclude(selection: Selection, stats: Accumulator, steps: list[Step], skipped: list[StepError],
+             started: float) -> Analysis:
+    """The analysis, once the pass is over: the statistics accumulated, and what is derived from them."""
+    means = stats.head_means()
+    winners = segment_winners(stats, selection.view.grid)
+    separate = selection.view.layers_separate and len(selection.layers) > 1
+    return Analysis(selection=selection, steps=tuple(steps), stats=stats,
+                    heads=tuple(rank_heads(means["entropy"], means["token_mass"], means["padding"],
+                                           selection.layer_blocks)),
+                    layer_profile=layer_profile(stats) if separate else None,
+                    winners=winners, segment_share=segment_share(winners, len(selection.units)),
+                    skipped=tuple(skipped), started=started)

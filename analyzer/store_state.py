@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from analyzer.reader import StoreView
-from analyzer.selection import ranges
+from analyzer.text import ranges
 from shared import schema
 from shared.schema import Attr
 

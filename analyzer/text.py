@@ -1,4 +1,4 @@
-"""Store text made safe for where it goes: file names, Markdown, matplotlib labels.
+"""Store text made safe for where it goes (file names, Markdown, matplotlib labels), and numbers as short text.
 
 Everything here treats its input as untrusted: token strings and prompts come from
 the store, which may have been made by anyone.
@@ -74,6 +74,19 @@ def plain_label(text: object, max_length: int = 40) -> str:
     """``text`` for a picture drawn by PIL (no markup language there): one line, shortened."""
     line = one_line(text)
     return line if len(line) <= max_length else line[: max_length - 1] + "\u2026"
+
+
+def ranges(values: list[int]) -> str:
+    """[0, 1, 2, 5] -> "0-2, 5": a short way to say what a store holds."""
+    values = sorted(set(values))
+    parts, start = [], None
+    for i, v in enumerate(values):
+        if start is None:
+            start = v
+        if i + 1 == len(values) or values[i + 1] != v + 1:
+            parts.append(str(start) if start == v else f"{start}-{v}")
+            start = None
+    return ", ".join(parts) if parts else "none"
 
 
 def block_label(block: int, prefix: str = "") -> str:

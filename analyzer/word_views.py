@@ -1,9 +1,10 @@
-"""Write the per-word views: one animation per word, the contact sheet, the segmentation map.
+"""The per-word stage shared by the words, word_sheet and segmentation outputs.
 
 The video is read once, a frame at a time, and kept only at overlay size, so memory is
-bounded by the overlay width, not by the recording's resolution. Each word's animation
-is one job for :class:`analyzer.encoders.Encoders` (a worker process on a big analysis),
-holding only that word's frames.
+bounded by the overlay width, not by the recording's resolution. Each word is one job for
+:class:`analyzer.encoders.Encoders` (a worker process on a big analysis), holding only that
+word's frames: it writes the word's animation (``words``) and returns its contact-sheet
+cells (``word_sheet``), whichever of the two the analysis writes.
 """
 
 from __future__ import annotations
@@ -11,15 +12,21 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from analyzer import output, overlays, text
+from analyzer import output, overlays, statistics, text
 from analyzer.encoders import Encoders
+from analyzer.options import Options
 from analyzer.reader import StoreView
 from analyzer.selection import Unit
 
+if TYPE_CHECKING:  # the outputs package imports this module: importing it here would be a cycle
+    from analyzer.outputs.registry import Context
+
+WORDS_DIR = "words"  # the folder of the words output's animations
 SHEET_CELL_WIDTH = 200
 
 
@@ -39,21 +46,17 @@ def read_small_video(view: StoreView, size: tuple[int, int]) -> np.ndarray:
     return small
 
 
-def _cell(frame: np.ndarray, width: int) -> np.ndarray:
-    if frame.shape[1] <= width:
-        return frame
-    height = max(1, round(frame.shape[0] * width / frame.shape[1]))
-    return np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.BILINEAR))
-
-
-def _labelled(frame: np.ndarray, recorded: bool) -> np.ndarray:
-    return frame if recorded else overlays.mark_not_recorded(frame)
+def sheet_cell(frame: np.ndarray, recorded: bool) -> np.ndarray:
+    """``frame`` at contact-sheet size, labelled "frame not recorded" after the resize (so the label stays legible)."""
+    cell = np.asarray(output.fit_width(Image.fromarray(frame), SHEET_CELL_WIDTH))
+    return cell if recorded else overlays.mark_not_recorded(cell)
 
 
 def write_word_animation(video, written: np.ndarray, latent_of: np.ndarray, sampled: list[int],
-                         word_maps: np.ndarray, label: str, path: Path, animation_format: str,
-                         frame_ms: int) -> tuple[Path, list[np.ndarray]]:
-    """Write one word's animation; return its path and its contact-sheet cells (frames ``sampled``).
+                         word_maps: np.ndarray, label: str, path: Path | None, animation_format: str,
+                         frame_ms: int) -> tuple[Path | None, list[np.ndarray]]:
+    """Write one word's animation (unless ``path`` is None); return its path and its contact-sheet cells
+    (frames ``sampled``).
 
     video: the overlay-size frames (count, h, w, 3), or the path of an .npy file holding them
     (a worker process maps it instead of receiving a copy). written: (count,) which frames
@@ -65,28 +68,33 @@ def write_word_animation(video, written: np.ndarray, latent_of: np.ndarray, samp
     size = (video.shape[2], video.shape[1])
     frames, row, current, layer = [], [], -1, None
     for p in range(video.shape[0]):
+        if path is None and p not in sampled:
+            continue
         if latent_of[p] != current:
             current = int(latent_of[p])
             layer = overlays.heat_layer(overlays.upsample(word_maps[current], size))
         composed = overlays.blend(video[p], layer)
-        note = "" if written[p] else " (not recorded)"
-        frames.append(overlays.caption(_labelled(composed, written[p]),
-                                       f"{text.one_line(label)}   frame {p}{note}  latent {current}"))
-        if p in sampled:  # labelled after the resize, so the label stays legible in the sheet
-            row.append(_labelled(_cell(composed, SHEET_CELL_WIDTH), written[p]))
-    return output.save_animation(frames, path, animation_format, frame_ms), row
+        if path is not None:
+            note = "" if written[p] else " (not recorded)"
+            frame = composed if written[p] else overlays.mark_not_recorded(composed)
+            frames.append(overlays.caption(frame, f"{text.one_line(label)}   frame {p}{note}  latent {current}"))
+        if p in sampled:
+            row.append(sheet_cell(composed, written[p]))
+    animation = output.save_animation(frames, path, animation_format, frame_ms) if path is not None else None
+    return animation, row
 
 
 class WordViews:
-    """The per-word views of one analysis: :meth:`start` queues the animations, :meth:`finish` writes the rest.
+    """The video at overlay size and one job per word; made once per analysis by :func:`word_views`.
 
-    Between the two the caller can draw its other pictures while the animations are encoded.
+    ``animations``: write each word's animation into ``out/words``; ``sheet``: keep each word's
+    contact-sheet cells. With neither, only the video is read (the segmentation map's frames).
     """
 
-    def __init__(self, view: StoreView, units: list[Unit], maps: np.ndarray, winners: np.ndarray,
-                 kinds: list[str], opts, out: Path, encoders: Encoders):
-        """maps: (units, F', H', W') in [0, 1], already normalised; winners: (F', H', W') unit indices."""
-        self.units, self.winners, self.kinds, self.opts, self.out = units, winners, kinds, opts, out
+    def __init__(self, view: StoreView, units: tuple[Unit, ...] | list[Unit], maps: np.ndarray | None,
+                 options: Options, out: Path, encoders: Encoders, animations: bool, sheet: bool):
+        """maps: (units, F', H', W') in [0, 1], already scaled (:func:`analyzer.statistics.word_maps`)."""
+        self.units = list(units)
         self.count = view.num_video_frames
         self.written = np.asarray(view.video_written, dtype=bool)
         self._jobs: list = []
@@ -94,29 +102,44 @@ class WordViews:
         if self.count == 0:
             return
         _, height, width, _ = view.video.shape
-        self.size = overlays.overlay_size(height, width, opts.overlay_width)
+        self.size = overlays.overlay_size(height, width, options.overlay_width)
         self.small = read_small_video(view, self.size)
         self.latent_of = overlays.latent_frame_of(view.pixel_frames, self.count)
-        self.sampled = overlays.sample_frames(self.count, opts.sheet_frames)
-        if "words" not in kinds:
+        self.sampled = overlays.sample_frames(self.count, options.sheet_frames)
+        if not (animations or sheet):
             return
-        directory = out / output.WORDS_DIR
-        directory.mkdir(exist_ok=True)
+        directory = out / WORDS_DIR
+        if animations:
+            directory.mkdir(exist_ok=True)
         video = self.small
         try:
             if encoders.workers:
                 self._scratch = tempfile.TemporaryDirectory(prefix="wan-analyze-")
                 video = os.path.join(self._scratch.name, "video.npy")
                 np.save(video, self.small)
-            frame_ms = round(1000 / opts.word_fps)
-            for u, unit in enumerate(units):
-                path = output.confined(directory, text.file_stem(unit.label, u, unit.kind))
+            frame_ms = round(1000 / options.word_fps)
+            for u, unit in enumerate(self.units):
+                path = output.confined(directory, text.file_stem(unit.label, u, unit.kind)) if animations else None
                 self._jobs.append(encoders.submit(write_word_animation, video, self.written, self.latent_of,
-                                                  self.sampled, maps[u], unit.label, path, opts.animation_format,
-                                                  frame_ms))
+                                                  self.sampled if sheet else [], maps[u], unit.label, path,
+                                                  options.animation_format, frame_ms))
         except BaseException:
             self.close()
             raise
+
+    @property
+    def column_labels(self) -> list[str]:
+        """The contact sheets' column headings: the sampled frames and their latent frames."""
+        wide = min(self.size[0], SHEET_CELL_WIDTH) >= 170  # room for the long label under each column
+        return [f"frame {p} (latent {self.latent_of[p]})" if wide else f"{p} (L{self.latent_of[p]})"
+                for p in self.sampled]
+
+    def results(self) -> list[tuple[Path | None, list[np.ndarray]]]:
+        """Each word's (animation, contact-sheet cells), waiting for its job; then the scratch folder goes."""
+        try:
+            return [job.result() for job in self._jobs]
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Remove the scratch folder (the video shared with worker processes); safe to call twice."""
@@ -130,32 +153,15 @@ class WordViews:
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close()
 
-    def finish(self) -> dict:
-        """Wait for the animations; write the contact sheet and the segmentation map. Returns paths by kind."""
-        try:
-            return self._finish()
-        finally:
-            self.close()
 
-    def _finish(self) -> dict:
-        if self.count == 0:
-            return {}
-        wide = min(self.size[0], SHEET_CELL_WIDTH) >= 170  # room for the long label under each column
-        column_labels = [f"frame {p} (latent {self.latent_of[p]})" if wide else f"{p} (L{self.latent_of[p]})"
-                         for p in self.sampled]
-        labels = [u.label for u in self.units]
-        written: dict = {}
-        if "words" in self.kinds:
-            results = [job.result() for job in self._jobs]
-            written["words"] = [path for path, _ in results]
-            sheet = overlays.contact_sheet([row for _, row in results], labels, column_labels)
-            written["word_sheet"] = output.save_image(sheet, self.out / output.WORD_SHEET, self.opts.image_format)
-        if "segmentation" in self.kinds:
-            cells = [_labelled(_cell(overlays.segment_overlay(self.small[p], self.winners[self.latent_of[p]],
-                                                              self.size), SHEET_CELL_WIDTH), self.written[p])
-                     for p in self.sampled]
-            top = overlays.contact_sheet([cells], ["winning word"], column_labels)
-            legend = overlays.legend_strip(labels, top.width)
-            written["segmentation"] = output.save_image(overlays.stack_vertically(top, legend),
-                                                        self.out / output.SEGMENTATION, self.opts.image_format)
-        return written
+def word_views(ctx: Context) -> WordViews:
+    """This analysis's per-word stage, made by the first of its outputs to render (closed with the analysis)."""
+
+    def make() -> WordViews:
+        analysis = ctx.analysis
+        animations, sheet = ctx.selected("words"), ctx.selected("word_sheet")
+        maps = statistics.word_maps(analysis.stats, analysis.view.grid) if animations or sheet else None
+        views = WordViews(analysis.view, analysis.units, maps, ctx.options, ctx.out, ctx.encoders, animations, sheet)
+        return ctx.closing.enter_context(views)
+
+    return ctx.shared(WordViews, make)

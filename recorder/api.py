@@ -185,9 +185,8 @@ class WanT2V:
       says so); the video and the complete store are still returned
     - ``run_dir``: the run's directory, ``output_dir/run_NNN``
     - ``store``: the store, ``run_dir/store.zarr`` (open it with ``wan-analyze`` or zarr)
-    - ``outputs``: the analyzer's written paths by kind (``report``, ``steps``, ``montage``,
-      ``animation``, ``words``, ``word_sheet``, ``segmentation``, ``padding``,
-      ``layer_profile``, ``heads``), as :func:`analyzer.run.analyze` returns them
+    - ``outputs``: the analyzer's written paths, one key per output kind
+      (``analyzer.outputs.names()``), as :func:`analyzer.run.analyze` returns them
     """
 
     def __init__(self, pipe, model_id: str | None = None, show_progress: bool = True):
@@ -381,16 +380,9 @@ def _warn(notes: list[str]) -> None:
 
 def _check_analyze_options(options: dict) -> None:
     """Refuse analyzer options before any generation: a typo should not cost a whole video."""
-    from dataclasses import fields as dataclass_fields
+    from analyzer.run import check_options  # the analyzer (matplotlib) is imported only when it is asked for
 
-    from analyzer.run import Options
-
-    unknown = sorted(set(options) - {f.name for f in dataclass_fields(Options)})
-    if unknown:
-        raise TypeError(f"unknown analyzer options: {', '.join(unknown)}")
-    checked = Options(**options)
-    checked.check()
-    checked.kinds()
+    check_options(options)
 
 
 def _timing(stages: _StageTimer, request: GenerationRequest, requested_frames: int, notes: list[str],

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from shared import schema
-from shared.schema import Attr, BranchAttr, GridKey, RecordOption
+from shared.schema import Attr, BranchAttr, GridKey
 from shared.store import BranchLayout, StoreLayout, create_store
 from shared.words import group_token_strings
 
@@ -86,7 +86,6 @@ def write_store(path, spec: Synthetic) -> dict:
     f, h, w = spec.grid
     n_frames, height, width, _ = video_shape(spec)
     n_tokens = len(spec.tokens)
-    layer_reduction = "mean" if spec.layer_blocks == (-1,) else "none"
     attrs = {
         Attr.PROMPT: spec.prompt,
         Attr.NEGATIVE_PROMPT: "blurry",
@@ -101,13 +100,9 @@ def write_store(path, spec: Synthetic) -> dict:
         Attr.MODEL_ID: "synthetic/wan-test",
         Attr.MODEL_CLASS: "WanPipeline",
         Attr.VERSIONS: {"wan_attention": "0.1.0", "diffusers": "0.0-synthetic"},
-        Attr.RECORD_OPTIONS: {
-            RecordOption.HEADS: "mean",
-            RecordOption.LAYERS: [b for b in spec.layer_blocks if b >= 0] or [0, 1],
-            RecordOption.LAYER_REDUCTION: layer_reduction,
-            RecordOption.BRANCHES: list(spec.branches),
-            RecordOption.STEP_STRIDE: 1,
-        },
+        # a store of the layer mean (blocks (-1,)) says which blocks it averaged: here 0 and 1
+        Attr.RECORD_OPTIONS: schema.record_options([b for b in spec.layer_blocks if b >= 0] or [0, 1],
+                                                   layer_mean=spec.layer_blocks == (-1,), branches=spec.branches),
         Attr.STARTED_AT: "2025-01-01T00:00:00Z",
         Attr.LATENT_GRID: {
             GridKey.FRAMES: f, GridKey.HEIGHT: h, GridKey.WIDTH: w, GridKey.PATCH_SIZE: [1, 2, 2],

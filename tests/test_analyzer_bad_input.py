@@ -13,6 +13,7 @@ from synthetic_store import small_spec, write_store
 
 from analyzer.errors import AnalyzerError
 from analyzer.reader import StoreView
+from analyzer.statistics import reduce_step
 from shared import schema
 from shared.schema import Attr, BranchAttr, GridKey
 
@@ -94,7 +95,7 @@ def test_missing_padding_chunk_is_not_shown_as_a_dash(store, tmp_path):
                                             r"although the step is marked complete \(its chunk c/2/0/0/0/0 is "
                                             r"missing: never written, or deleted\)"):
         view = StoreView(copy)
-        view.read_step(view.steps[2], [0, 1])
+        reduce_step(view, view.read_raw(view.steps[2], [0, 1]))
 
 
 def test_output_directory_that_cannot_be_made(store, tmp_path):

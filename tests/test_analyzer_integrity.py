@@ -22,8 +22,7 @@ from analyzer.errors import AnalyzerError
 from analyzer.integrity import row_sum_tolerance
 from analyzer.overlays import NOT_RECORDED_GREY
 from analyzer.run import analyze
-from analyzer.selection import ranges
-from analyzer.text import markdown
+from analyzer.text import markdown, ranges
 from analyzer.word_views import write_word_animation
 from shared import schema
 from shared.schema import Attr, RecordOption

@@ -36,7 +36,7 @@ def test_classic_file_names(outputs):
             "attention_animation.gif", "attention_analysis_report.md"} <= names
     assert {"word_contact_sheet.png", "token_segmentation.png", "padding_mass.png", "layer_profile.png",
             "head_ranking.png"} <= names
-    for key in ("montage", "animation", "report", "word_sheet", "segmentation", "padding", "layer_profile", "heads"):
+    for key in ("montage", "animation", "report", "word_sheet", "segmentation", "padding", "layers", "heads"):
         assert written[key].is_file() and written[key].stat().st_size > 0, key
 
 
@@ -114,15 +114,15 @@ def test_overlay_follows_the_region_inside_a_frame(tmp_path):
     assert "segmentation" in written and "report" not in written
 
 
-@pytest.mark.parametrize("normalisation", ["per-step", "per-frame", "per-word"])
-def test_normalisations_and_formats(tmp_path, normalisation):
+@pytest.mark.parametrize("normalize", ["per-step", "per-frame", "per-word"])
+def test_normalize_modes_and_formats(tmp_path, normalize):
     write_store(tmp_path / "store", small_spec())
-    written = analyze(tmp_path / "store", tmp_path / "out", progress=False, normalisation=normalisation,
+    written = analyze(tmp_path / "store", tmp_path / "out", progress=False, normalize=normalize,
                       outputs="words,montage,animation", image_format="webp", animation_format="webp")
     assert written["montage"].suffix == ".webp" and written["animation"].suffix == ".webp"
     with Image.open(written["words"][0]) as anim:
         assert anim.n_frames == video_shape(small_spec())[0]
-    if normalisation == "per-frame":
+    if normalize == "per-frame":
         # every latent frame on its own scale: even frames where "a" is weak are tinted
         frames = frames_of(written["words"][0])
         assert np.abs(frames[0][20:] - 128).mean() > 5
@@ -152,16 +152,17 @@ def test_segmentation_legend_says_when_colours_repeat():
 
 def test_step_pass_keeps_small_panels():
     """The montage panel is made at its cell size, the animation frame kept as a compressed PNG."""
-    from analyzer import heatmaps
+    from analyzer.outputs import animation, montage
+    from analyzer.streaming import run_step_jobs
 
     image = Image.new("RGB", (900, 700), "white")
-    path, panel, frame = heatmaps.save_step_picture(image, None, "png", False,
-                                                    heatmaps.montage_cell_width(16), True)
-    assert path is None and panel.width == 2400 // 4 == heatmaps.montage_cell_width(16)
+    # what the pass runs on each step's picture, in one encoder job, for the montage and the animation
+    panel, frame = run_step_jobs(image, 0, ((montage.panel, (montage.cell_width(16),)), (animation.frame, ())))
+    assert panel.width == 2400 // 4 == montage.cell_width(16)
     assert isinstance(frame, bytes) and len(frame) < 100_000
     with Image.open(io.BytesIO(frame)) as decoded:
-        assert decoded.width == heatmaps.ANIMATION_WIDTH
-    assert heatmaps.montage_cell_width(1) == heatmaps.ANIMATION_WIDTH
+        assert decoded.width == animation.FRAME_WIDTH == 800
+    assert montage.cell_width(1) == montage.MAX_PANEL_WIDTH == 800
 
 
 def test_many_steps_montage_and_animation(tmp_path):
@@ -181,8 +182,8 @@ def test_word_views_scratch_folder_removed_on_error(tmp_path):
     """The video shared with worker processes lives in a scratch folder: gone even when the run fails."""
     from concurrent.futures import Future
 
+    from analyzer.options import Options
     from analyzer.reader import StoreView
-    from analyzer.run import Options
     from analyzer.selection import select_units
     from analyzer.word_views import WordViews
 
@@ -198,10 +199,10 @@ def test_word_views_scratch_folder_removed_on_error(tmp_path):
     view = StoreView(tmp_path / "store")
     units = select_units(view, None, None)
     maps = np.zeros((len(units), *view.grid))
-    winners = np.zeros(view.grid, dtype=np.int64)
     (tmp_path / "out").mkdir()
     with pytest.raises(RuntimeError, match="later failure"):
-        with WordViews(view, units, maps, winners, ["words"], Options(), tmp_path / "out", InPlaceWorkers()) as views:
+        with WordViews(view, units, maps, Options(), tmp_path / "out", InPlaceWorkers(), animations=True,
+                       sheet=True) as views:
             scratch = views._scratch.name
             assert (Path(scratch) / "video.npy").is_file()
             raise RuntimeError("later failure")

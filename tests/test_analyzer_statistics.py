@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analyzer.reader import Step, StepData
-from analyzer.statistics import Accumulator
+from analyzer.reader import Step
+from analyzer.statistics import Accumulator, StepData
 
 
 def _data(position: int, rng) -> StepData:
@@ -30,20 +30,20 @@ def test_heatmap_is_returned_not_kept_and_layer_mass_is_summed():
     # word maps: the sum of the tokens' maps, one matmul with the membership matrix
     expected_units = np.mean([np.stack([d.attention[:, 0], d.attention[:, 1] + d.attention[:, 2]])
                               for d in steps], axis=0)
-    np.testing.assert_allclose(stats.unit_maps("global"), expected_units, rtol=1e-6)
+    np.testing.assert_allclose(stats.unit_maps(), expected_units, rtol=1e-6)
 
 
 def test_per_step_maps_only_when_asked():
     rng = np.random.default_rng(1)
     plain = Accumulator(12, 4, [(0,), (3,)], heatmap_rows=2)
-    scaled = Accumulator(12, 4, [(0,), (3,)], heatmap_rows=2, step_normalised=True)
+    scaled = Accumulator(12, 4, [(0,), (3,)], heatmap_rows=2, normalize="per-step")
     steps = [_data(p, rng) for p in range(3)]
     for data in steps:
         plain.add(data)
         scaled.add(data)
-    assert plain.unit_step_normalised_sum is None
-    with pytest.raises(ValueError, match="step_normalised"):
-        plain.unit_maps("per-step")
+    assert plain.unit_step_scaled_sum is None
+    with pytest.raises(ValueError, match='normalize="per-step"'):
+        plain.unit_maps(step_scaled=True)
     expected = np.mean([np.stack([d.attention[:, 0], d.attention[:, 3]])
                         / np.stack([d.attention[:, 0], d.attention[:, 3]]).max() for d in steps], axis=0)
-    np.testing.assert_allclose(scaled.unit_maps("per-step"), expected, rtol=1e-6)
+    np.testing.assert_allclose(scaled.unit_maps(step_scaled=True), expected, rtol=1e-6)

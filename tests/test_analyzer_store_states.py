@@ -60,7 +60,7 @@ def test_failed_store_reports_its_error(tmp_path):
 def test_layer_mean_store_has_no_layer_profile(tmp_path):
     write_store(tmp_path / "store", small_spec(layer_blocks=(-1,), own=(0.7,)))
     written = analyze(tmp_path / "store", tmp_path / "out", progress=False)
-    assert "layer_profile" not in written
+    assert "layers" not in written
     report = written["report"].read_text()
     assert "## Layer profile" not in report and "| Layers analysed | mean of layers |" in report
     result = CliRunner().invoke(main, [str(tmp_path / "store"), "-o", str(tmp_path / "o2"), "--layers", "0"])

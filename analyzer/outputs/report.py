@@ -1,25 +1,31 @@
-"""The Markdown report: header table, definitions, the statistics, links to every picture.
+"""report: the Markdown report, header table, definitions, the statistics, links to every picture.
 
-All text that comes from the store goes through :func:`analyzer.text.markdown`; numbers
-are printed with a fixed number of decimals so that tools (and tests) can read them back.
+Rendered last, so that it links every file the other outputs wrote. All text that comes
+from the store goes through :func:`analyzer.text.markdown`; numbers are printed with a
+fixed number of decimals so that tools (and tests) can read them back.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from analyzer.options import ANIMATION_FORMATS, IMAGE_FORMATS, Analysis
+from analyzer.outputs.registry import Context, Output, Written, registered
 from analyzer.overlays import NOT_RECORDED_LABEL
-from analyzer.selection import ranges
+from analyzer.statistics import membership
 from analyzer.store_state import missing_sentence, status_sentence, video_sentence
-from analyzer.text import block_label
+from analyzer.text import block_label, ranges
 from analyzer.text import markdown as md
 from shared.schema import Attr, GridKey
 
+REPORT = "attention_analysis_report.md"  # the classic name, kept from the original WAN attention-visualization feature
 TOP_HEADS = 5
+_PICTURE_SUFFIXES = {*IMAGE_FORMATS, *ANIMATION_FORMATS}  # shown in the report; other files are linked
 
 DEFINITIONS = [
     ("Attention A[q, t]", "the softmax probability that video query q (latent frame, y, x) gives text token t, "
@@ -45,7 +51,8 @@ DEFINITIONS = [
     ("Winner stability", "(1/Q) ∑_q max_t n_qt / N, where n_qt counts the analysed steps in which token t "
      "wins location q and N is the number of analysed steps."),
     ("Segment share", "the fraction of latent locations q whose winning word argmax_w M_w[q] is w, with "
-     "M_w[q] = (1/N) ∑_s ∑_{t ∈ w} A_s[q, t] the step-mean word map."),
+     "M_w[q] = (1/N) ∑_s ∑_{t ∈ w} A_s[q, t] the step-mean word map, unscaled: the segmentation compares "
+     "the words' attention itself, whatever --normalize (which scales only the overlays' colours)."),
     ("Head entropy", "E_lh = (1/N) ∑_s e_slh, the recorder's per-head mean over queries of the entropy over "
      "all keys (pad keys included) averaged over the N analysed steps; the lowest is the most focused head."),
 ]
@@ -69,14 +76,14 @@ def _dict_line(value) -> str:
     return md(value)
 
 
-def write_report(analysis, written: dict, path: Path) -> Path:
-    """Write ``attention_analysis_report.md`` for ``analysis`` (an ``analyzer.run.Analysis``)."""
+def write_report(analysis: Analysis, written: dict[str, Written], path: Path) -> Path:
+    """Write ``attention_analysis_report.md`` for ``analysis``, linking the files in ``written``."""
     lines = build_report(analysis, written, path.parent)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
-def build_report(analysis, written: dict, root: Path) -> list[str]:
+def build_report(analysis: Analysis, written: dict[str, Written], root: Path) -> list[str]:
     view, stats, units = analysis.view, analysis.stats, analysis.units
     attrs = view.attrs
     tokens = view.tokens
@@ -93,8 +100,9 @@ def build_report(analysis, written: dict, root: Path) -> list[str]:
 
     lines = ["# Attention analysis report", ""]
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    seconds = time.perf_counter() - analysis.started
     lines += [f"Store {md(view.location)}, branch {md(view.branch)}, analysed {generated} "
-              f"in {analysis.seconds:.1f} s.", ""]
+              f"in {seconds:.1f} s.", ""]
 
     grid = attrs.get(Attr.LATENT_GRID) or {}
     guidance = md(attrs.get(Attr.GUIDANCE_SCALE))
@@ -180,12 +188,10 @@ def build_report(analysis, written: dict, root: Path) -> list[str]:
 
     lines += ["### Top words per step", "", "Word mass m_w of each analysed step (see Word mass above); "
               "the share is of the step's total token mass.", ""]
-    membership = np.zeros((len(tokens), len(view.words)))
-    for w in view.words:
-        membership[list(w.tokens), w.index] = 1.0
+    words_of_tokens = membership(len(tokens), [w.tokens for w in view.words]).astype(np.float64)
     rows = []
     for s in stats.steps:
-        word_mass = s.token_mass @ membership
+        word_mass = s.token_mass @ words_of_tokens
         top = np.argsort(-word_mass, kind="stable")[:3]
         step_total = max(s.token_mass.sum(), 1e-30)
         rows.append([str(s.index)] + [f"{md(view.words[w].text)} ({_f(word_mass[w] / step_total)})" for w in top])
@@ -219,12 +225,13 @@ def build_report(analysis, written: dict, root: Path) -> list[str]:
     lines += _table(["Token", "Steps won", "Location win share", "Locations where it wins most often"], rows)
 
     lines += ["## Per-word maps and segmentation", "",
-              f"Normalisation of the overlays: {md(analysis.options.normalisation)}.", ""]
+              f"Colour scale of the per-word overlays (--normalize): {md(analysis.options.normalize)}. The "
+              f"segmentation does not depend on it: a location's winning word is the one with the most step-mean "
+              f"attention there (see Segment share).", ""]
     lines += _video_note(view)
-    if analysis.segment_share is not None:
-        rows = [[md(u.label), u.kind, md(" ".join(tokens[t] for t in u.tokens)), _f(analysis.segment_share[i])]
-                for i, u in enumerate(units)]
-        lines += _table(["Word", "Kind", "Tokens", "Segment share"], rows)
+    rows = [[md(u.label), u.kind, md(" ".join(tokens[t] for t in u.tokens)), _f(analysis.segment_share[i])]
+            for i, u in enumerate(units)]
+    lines += _table(["Word", "Kind", "Tokens", "Segment share"], rows)
 
     lines += ["## Padding mass", ""]
     padding = stats.padding_by_step_layer()
@@ -256,7 +263,7 @@ def build_report(analysis, written: dict, root: Path) -> list[str]:
     return lines
 
 
-def _skipped(analysis) -> list[str]:
+def _skipped(analysis: Analysis) -> list[str]:
     """The steps --skip-corrupt left out, each with the check it failed."""
     if not analysis.skipped:
         return []
@@ -281,19 +288,28 @@ def _video_note(view) -> list[str]:
             f"frames {ranges(np.flatnonzero(~written).tolist())} were not recorded and are {how}.", ""]
 
 
-def _pictures(analysis, written: dict, link) -> list[str]:
+def _pictures(analysis: Analysis, written: dict[str, Written], link) -> list[str]:
+    """What every output wrote, in the registry's order, under its title."""
     lines = ["## Pictures", ""]
-    singles = [("montage", "Montage of every analysed step"), ("animation", "The steps as an animation"),
-               ("word_sheet", "Per-word maps over sampled frames"), ("segmentation", "Token segmentation map"),
-               ("padding", "Padding mass per step and layer"), ("layer_profile", "Layer profile"),
-               ("heads", "Head entropy (head ranking)")]
-    for key, title in singles:
-        if key in written:
-            lines += [f"### {title}", "", f"![{title}]({link(written[key])})", ""]
-    if "steps" in written:
-        lines += ["### Per-step heatmaps", ""]
-        lines += [f"- [step {s.index}]({link(p)})" for s, p in zip(analysis.stats.steps, written["steps"])] + [""]
-    if "words" in written:
-        lines += ["### Per-word animations", ""]
-        lines += [f"- [{md(u.label)}]({link(p)})" for u, p in zip(analysis.units, written["words"])] + [""]
+    for kind in registered():
+        if kind.last or kind.name not in written:
+            continue
+        files = written[kind.name]
+        if kind.report is not None:
+            body = kind.report(analysis, files, link)
+        elif isinstance(files, list):
+            body = [f"- [{md(p.name)}]({link(p)})" for p in files]
+        elif files.suffix.lstrip(".") in _PICTURE_SUFFIXES:
+            body = [f"![{kind.title}]({link(files)})"]
+        else:
+            body = [f"[{md(files.name)}]({link(files)})"]
+        lines += [f"### {kind.title}", ""] + body + [""]
     return lines
+
+
+def _render(ctx: Context) -> Path:
+    return write_report(ctx.analysis, ctx.written, ctx.out / REPORT)
+
+
+OUTPUT = Output("report", "Report", f"{REPORT} (rendered last: it links every other output's files)", _render,
+                last=True)
