@@ -14,6 +14,10 @@ from types import SimpleNamespace
 
 import click
 
+from recorder import inputs
+from recorder.errors import RecordError, RecordInterrupted
+from recorder.loading import check_model_name
+from recorder.writer import WriterError
 from shared.cli import default_group
 from shared.errors import first_line
 
@@ -101,9 +105,7 @@ class _Failure(click.ClickException):
 
 def _failure(exc: BaseException, output: str, stage: str = "before") -> _Failure:
     """The one line and exit code for anything that ends a recording command."""
-    from recorder.errors import RecordError, RecordInterrupted
-    from recorder.writer import WriterError
-    from shared.store import StoreError
+    from shared.store import StoreError  # zarr loads only once a command runs: --help stays instant
 
     if isinstance(exc, RecordInterrupted):
         return _Failure(first_line(exc), exc.exit_code)
@@ -147,9 +149,6 @@ def _record(stage, output, prompt, model, negative_prompt, seed, height, width, 
         guidance_scale_2=guidance_scale_2, max_sequence_length=max_sequence_length)
 
     # Every input, before torch, the model or the store: no check here needs any of them.
-    from recorder import inputs
-    from recorder.loading import check_model_name
-
     inputs.check_output_location(output)
     inputs.check_generation_request(SimpleNamespace(**request_fields))
     config_fields["query_chunk_bytes"] = inputs.check_query_chunk_mb(query_chunk_mb)
@@ -159,10 +158,11 @@ def _record(stage, output, prompt, model, negative_prompt, seed, height, width, 
     check_model_name(model)
     device = inputs.check_device(device)  # imports torch to ask for the GPU
 
-    from shared.store import check_output, open_store, stored_bytes
+    from shared.store import check_output, open_store, stored_bytes  # zarr: only once a command runs
 
     check_output(output, overwrite)
 
+    # torch and diffusers: only here, after every cheap check, so a bad input fails in a blink
     from recorder.capture import CaptureConfig
     from recorder.loading import load_pipeline
     from recorder.record import GenerationRequest, record

@@ -158,7 +158,7 @@ def check_capture_config(config) -> None:
 
 def check_storage(mantissa_bits):
     """The storage options for ``--mantissa-bits``; a RecordError outside 0..10."""
-    from shared.store import StorageOptions
+    from shared.store import StorageOptions  # zarr: only once a command runs, so --help stays instant
 
     try:
         return StorageOptions(mantissa_bits=mantissa_bits)

@@ -15,6 +15,7 @@ import numpy as np
 
 from recorder.capture import CaptureConfig
 from recorder.errors import RecordError, RecordInterrupted
+from recorder.inputs import check_branches, check_capture_config, check_generation_request
 from recorder.request import (  # noqa: F401
     GenerationRequest,
     check_request,
@@ -57,12 +58,6 @@ def record(pipe, request: GenerationRequest, output: str | os.PathLike, config: 
     ``notify(line)`` hears, before generation starts, what was adjusted (a rounded frame
     count, a replaced store).
     """
-    from recorder.inputs import (
-        check_branches,
-        check_capture_config,
-        check_generation_request,
-    )
-
     output = os.fspath(output)
     check_generation_request(request)
     check_capture_config(config)

@@ -16,8 +16,10 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from recorder.capture import AttentionCapture, CaptureConfig
 from recorder.probabilities import ReducedAttention
@@ -76,8 +78,6 @@ class RecordingSession:
         The background writer is flushed before this returns or raises, so whoever marks
         the store afterwards marks what is on disk.
         """
-        from tqdm.auto import tqdm
-
         root, pipe, request = self.store.root, self.pipe, self.request
         started = time.perf_counter()
         self.writer = BackgroundWriter(max_pending=max_pending_writes)
@@ -190,8 +190,6 @@ def _branch_layout(branch: str, tokens: PromptTokens, num_keys: int) -> BranchLa
 
 
 def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
     found = {}
     for package in ("torch", "diffusers", "transformers", "accelerate", "wan-attention"):
         try:
