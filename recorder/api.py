@@ -57,7 +57,7 @@ def _check_device_map(device_map) -> None:
 
 def _place(pipe, device_map):
     """Apply ``device_map`` to a pipeline loaded on the CPU; return the execution device as a string."""
-    import torch
+    import torch  # on use: keeps --help light
 
     if device_map is None:
         return "cpu"
@@ -103,7 +103,7 @@ class _StageTimer:
 
     def _now(self) -> float:
         if self._cuda:
-            import torch
+            import torch  # on use: keeps --help light
 
             torch.cuda.synchronize()
         return time.perf_counter()
@@ -217,7 +217,7 @@ class WanT2V:
           memory and moves one component at a time to the GPU. The pipeline is not split
           across GPUs: diffusers' Wan pipeline runs each component on one device.
         """
-        import torch
+        import torch  # on use: keeps --help light
 
         from recorder.loading import load_pipeline
 

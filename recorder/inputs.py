@@ -197,7 +197,7 @@ def check_device(device) -> str:
     match = _DEVICE.match(device) if isinstance(device, str) else None
     if match is None:
         raise RecordError(f"--device {shown(device)} is not a device; use {DEVICES}")
-    import torch
+    import torch  # on use: keeps --help light
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"

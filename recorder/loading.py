@@ -27,7 +27,7 @@ def is_hub_id(model: str) -> bool:
     if not _HUB_ID.match(model) or len(model) > 96 * 2 + 1:
         return False
     try:
-        from huggingface_hub.utils import validate_repo_id
+        from huggingface_hub.utils import validate_repo_id  # on use: keeps --help light
 
         validate_repo_id(model)
     except ImportError:  # pragma: no cover - huggingface_hub comes with diffusers
@@ -63,7 +63,7 @@ def hub_offline() -> bool:
     if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in _TRUE:
         return True
     try:
-        from huggingface_hub import constants
+        from huggingface_hub import constants  # on use: keeps --help light
     except ImportError:  # pragma: no cover
         return False
     return bool(getattr(constants, "HF_HUB_OFFLINE", False))
@@ -72,7 +72,7 @@ def hub_offline() -> bool:
 def in_hub_cache(model: str) -> bool:
     """Whether the local Hugging Face cache holds this repository's ``model_index.json``."""
     try:
-        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub import try_to_load_from_cache  # on use: keeps --help light
 
         return isinstance(try_to_load_from_cache(model, "model_index.json"), str)
     except Exception:  # noqa: BLE001 - an unreadable cache is a cache that does not hold it
@@ -94,7 +94,7 @@ def _hub_errors():
 
 def check_on_hub(model: str) -> None:
     """One metadata request, no retries: is ``model`` a repository on the hub that we can reach?"""
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi  # on use: keeps --help light
 
     gated_error, http_error, not_found_error = _hub_errors()
     try:
@@ -134,8 +134,8 @@ def _dtype_keyword(dtype) -> dict:
 
     Older releases ignore ``dtype`` (with a warning) and newer ones deprecate ``torch_dtype``.
     """
-    import diffusers
-    from packaging.version import Version
+    import diffusers  # on use: keeps --help light
+    from packaging.version import Version  # on use: keeps --help light
 
     return {"dtype" if Version(diffusers.__version__) >= Version("0.40") else "torch_dtype": dtype}
 
@@ -152,8 +152,8 @@ def load_pipeline(model: str, dtype: str = "bfloat16", device: str = "cuda"):
     device = check_device(device)
     local_files_only = locate_model(model)
 
-    import torch
-    from diffusers import AutoencoderKLWan, WanPipeline
+    import torch  # on use: keeps --help light
+    from diffusers import AutoencoderKLWan, WanPipeline  # on use: keeps --help light
 
     try:
         pipe = _from_pretrained(AutoencoderKLWan, WanPipeline, model, getattr(torch, dtype), local_files_only)
@@ -171,7 +171,7 @@ def load_pipeline(model: str, dtype: str = "bfloat16", device: str = "cuda"):
 
 
 def _from_pretrained(vae_class, pipeline_class, model: str, dtype, local_files_only: bool):
-    import torch
+    import torch  # on use: keeps --help light
 
     vae = vae_class.from_pretrained(model, subfolder="vae", local_files_only=local_files_only,
                                     **_dtype_keyword(torch.float32))

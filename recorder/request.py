@@ -74,7 +74,7 @@ def latent_grid(pipe, request: GenerationRequest) -> dict:
 
 def pipeline_call_kwargs(pipe, request: GenerationRequest) -> dict:
     """The exact keyword arguments of the pipeline call, shared by recorded and plain runs."""
-    import torch
+    import torch  # on use: keeps --help light
 
     kwargs = dict(
         prompt=request.prompt, negative_prompt=request.negative_prompt, height=request.height,

@@ -55,7 +55,7 @@ class TinyConfig:
 def build_tokenizer():
     """A Unigram tokenizer with UMT5's special tokens (<pad>=0, </s>=1, <unk>=2), the same on every build."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast  # on use: keeps --help light
 
     tok = Tokenizer(models.Unigram(_vocabulary(), unk_id=_SPECIALS.index("<unk>")))
     tok.normalizer = normalizers.NFKC()
@@ -68,9 +68,9 @@ def build_tokenizer():
 
 def build_tiny_pipeline(config: TinyConfig = TinyConfig()):
     """Return a WanPipeline with random weights (eval mode, float32, CPU)."""
-    import torch
+    import torch  # on use: keeps --help light
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
-    from transformers import UMT5Config, UMT5EncoderModel
+    from transformers import UMT5Config, UMT5EncoderModel  # on use: keeps --help light
 
     torch.manual_seed(config.seed)
     tokenizer = build_tokenizer()

@@ -25,7 +25,7 @@ class PromptTokens:
 
 def prompt_tokens(tokenizer, prompt: str, max_sequence_length: int) -> PromptTokens:
     """Tokenize ``prompt`` exactly as WanPipeline does and describe its real tokens."""
-    from diffusers.pipelines.wan.pipeline_wan import prompt_clean
+    from diffusers.pipelines.wan.pipeline_wan import prompt_clean  # on use: keeps --help light
 
     text = prompt_clean(prompt)
     fast = getattr(tokenizer, "is_fast", False)
