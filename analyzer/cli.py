@@ -13,14 +13,9 @@ import click
 from analyzer.errors import AnalyzerError
 from analyzer.info import describe
 from analyzer.options import ANIMATION_FORMATS, IMAGE_FORMATS, NORMALIZE_MODES
-from analyzer.text import printable
+from analyzer.commands.common import fail as _fail
 from shared.cli import default_group
 from shared.store import StoreError
-
-
-def _fail(exc: Exception | str) -> click.ClickException:
-    # one line, and anything the store put in the message (a word, an error text) shown, never obeyed
-    return click.ClickException(printable(exc))
 
 
 class _OutputsOption(click.Option):

@@ -23,6 +23,7 @@ from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec, ZstdCodec
 from shared import schema
 from shared.errors import describe as reason
 from shared.local_store import MAX_KEY_BYTES, SafeLocalStore
+from shared.locations import LocationError, fsspec_store, is_url
 from shared.ownership import LOCK_NAME, LockHeld, StoreLock, describe_owner, read_owner
 from shared.schema import Attr
 
@@ -345,42 +346,86 @@ def stored_bytes(node: zarr.Group | zarr.Array) -> int:
                if isinstance(member, zarr.Array))
 
 
-def _check_zip(location: str) -> None:
-    """Refuse a zip whose members expand beyond what any key of a store can hold (a zip bomb)."""
+def _zip_members(location: str) -> list[str]:
+    """The member names of a zip; refuses one whose members expand beyond what any key of a store holds."""
     try:
         with zipfile.ZipFile(location) as archive:
             for info in archive.infolist():
                 if info.file_size > MAX_KEY_BYTES:
                     raise StoreError(f"{location}: zip member {info.filename[:200]!r} expands to {info.file_size} "
                                      f"bytes, more than any key of a store ({MAX_KEY_BYTES}); refusing it")
+            return archive.namelist()
     except zipfile.BadZipFile as exc:
         raise StoreError(f"{location} is not a readable Zarr store: neither a store directory nor a zip ({exc})") from None
 
 
-def _open_zarr(location: str) -> zarr.Group:
-    if "://" in location:
-        return zarr.open_group(location, mode="r")  # zarr hands a URL to fsspec, read-only
+def _open_zip(location: str) -> zarr.Group:
+    """A zip in either layout: the store's keys at the root (``pack``), or one folder holding them (``zip -r``)."""
+    members = _zip_members(location)
+    if "zarr.json" in members:
+        from zarr.storage import ZipStore
+
+        return zarr.open_group(ZipStore(location, mode="r"), mode="r", zarr_format=3)
+    folders = sorted({name.split("/")[0] for name in members if name.count("/") == 1 and name.endswith("/zarr.json")})
+    if len(folders) != 1:
+        what = f"holds {len(folders)} stores ({', '.join(repr(f[:80]) for f in folders[:5])}); unzip it" if folders \
+            else "holds no zarr.json, neither at its root nor in one folder"
+        raise StoreError(f"{location} is not a readable Zarr store: the zip {what}")
+    from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+    from fsspec.implementations.zip import ZipFileSystem
+    from zarr.storage import FsspecStore
+
+    store = FsspecStore(AsyncFileSystemWrapper(ZipFileSystem(location), asynchronous=True), path=folders[0],
+                        read_only=True)
+    return zarr.open_group(store, mode="r", zarr_format=3)
+
+
+def _open_zarr(location: str, storage_options: dict | None = None) -> zarr.Group:
+    if is_url(location):
+        try:
+            store = fsspec_store(location, storage_options, read_only=True)
+        except LocationError as exc:
+            raise StoreError(str(exc)) from None
+        # a remote store's metadata in one request: the consolidated copy that a finished recording has
+        return zarr.open_group(store, mode="r", zarr_format=3)
+    if storage_options:
+        raise StoreError(f"{location}: --storage-option applies to URLs (s3://, gs://, https://), not to a local path")
     if not os.path.exists(location):
         raise StoreError(f"no store at {location}")
     if os.path.isfile(location):
-        from zarr.storage import ZipStore
+        if is_hdf5(location):
+            from shared.hdf5_store import Hdf5Store
 
-        _check_zip(location)
-        return zarr.open_group(ZipStore(location, mode="r"), mode="r")
+            return zarr.open_group(Hdf5Store(location), mode="r", zarr_format=3)
+        return _open_zip(location)
     if not os.path.isdir(location):
         raise StoreError(f"{location} is neither a directory nor a file")
-    return zarr.open_group(SafeLocalStore(location, read_only=True), mode="r")
+    # a local directory is read as it is now, never through a consolidated copy that a live recording outdates
+    return zarr.open_group(SafeLocalStore(location, read_only=True), mode="r", zarr_format=3, use_consolidated=False)
 
 
-def open_store(location: str | os.PathLike) -> zarr.Group:
-    """Open a store read-only (directory, .zip file, or fsspec URL) and validate it.
+def is_hdf5(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an HDF5 file (``wan-analyze export``), by its signature."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == HDF5_SIGNATURE
+    except OSError:
+        return False
 
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def open_store(location: str | os.PathLike, storage_options: dict | None = None) -> zarr.Group:
+    """Open a store read-only (directory, zip, HDF5 export, or fsspec URL) and validate it.
+
+    ``storage_options`` go to fsspec for a URL (credentials, ``endpoint_url``, ...).
     Raises :class:`StoreError` with one line when it is missing, not a Zarr group, of
     another schema or a newer major version, or lacks a documented array or attribute.
     """
     location = os.fspath(location)
     try:
-        root = _open_zarr(location)
+        root = _open_zarr(location, storage_options)
     except StoreError:
         raise
     except Exception as exc:  # zarr raises several types for "not a group"; the user needs one line
