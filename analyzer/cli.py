@@ -14,6 +14,7 @@ from analyzer.errors import AnalyzerError
 from analyzer.info import describe
 from analyzer.options import ANIMATION_FORMATS, IMAGE_FORMATS, NORMALIZE_MODES
 from analyzer.commands.common import fail as _fail
+from analyzer.commands.common import storage_options
 from shared.cli import default_group
 from shared.store import StoreError
 
@@ -73,16 +74,18 @@ def main():
               help="Leave out a step that fails a check (a value that is no probability, an unreadable chunk, NaN) "
                    "and list it in the report, instead of stopping.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def analyze_command(store, out_dir, quiet, **options):
+@storage_options
+def analyze_command(store, out_dir, quiet, storage_options, **options):
     """Write per-step heatmaps, montage, animation, per-word maps and the report for STORE.
 
-    STORE is a store directory, a .zip of one, or a URL (https://, s3://, ...).
+    STORE is a store directory, a .zip of one, an HDF5 export, or a URL (https://, s3://, gs://, ...).
     """
     from analyzer.run import analyze  # matplotlib and the output modules: not needed for `info` or --help
 
     try:
         # The CLI is a guarded entry point, so picture encoding may use worker processes.
-        written = analyze(store, out_dir, progress=not quiet, encoder_processes=None, **options)
+        written = analyze(store, out_dir, progress=not quiet, encoder_processes=None,
+                          storage_options=storage_options, **options)
     except (StoreError, AnalyzerError) as exc:
         raise _fail(exc) from None
     except BrokenProcessPool as exc:
@@ -97,10 +100,11 @@ def analyze_command(store, out_dir, quiet, **options):
 @main.command("info")
 @click.argument("store")
 @click.option("--branch", default="cond", show_default=True, type=click.Choice(["cond", "uncond"]))
-def info_command(store, branch):
+@storage_options
+def info_command(store, branch, storage_options):
     """Print a short summary of what STORE holds."""
     try:
-        click.echo(describe(store, branch))
+        click.echo(describe(store, branch, storage_options))
     except (StoreError, AnalyzerError) as exc:
         raise _fail(exc) from None
 

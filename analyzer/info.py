@@ -13,9 +13,9 @@ from analyzer.text import ranges
 from shared.schema import Attr
 
 
-def describe(location: str, branch: str = "cond") -> str:
+def describe(location: str, branch: str = "cond", storage_options: dict | None = None) -> str:
     """A few lines: model, prompt, status, steps (complete and missing), video, layers, grid, tokens and words."""
-    view = StoreView(location, branch)
+    view = StoreView(location, branch, storage_options)
     attrs = view.attrs
     frames, height, width = view.grid
     complete = [s.index for s in view.complete_steps]

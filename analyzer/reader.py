@@ -74,9 +74,10 @@ def _head_specs(branch: str) -> dict[str, schema.ArraySpec]:
 class StoreView:
     """A validated store, opened read-only, seen through one branch."""
 
-    def __init__(self, location: str | os.PathLike, branch: str = schema.BRANCH_COND):
+    def __init__(self, location: str | os.PathLike, branch: str = schema.BRANCH_COND,
+                 storage_options: dict | None = None):
         self.location = os.fspath(location)
-        self.root = open_store(self.location)  # StoreError on anything that is not a readable store
+        self.root = open_store(self.location, storage_options)  # StoreError on anything that is not a readable store
         with self._attribute("(root attributes)"):
             self.attrs: dict = self.root.attrs.asdict()
         with self._attribute(Attr.RECORD_OPTIONS):

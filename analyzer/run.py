@@ -35,9 +35,11 @@ def check_options(options: Mapping) -> tuple[Options, list[Output]]:
     return checked, outputs.select(checked.outputs)
 
 
-def analyze(store_location: str | os.PathLike, out_dir: str | os.PathLike, **options) -> dict[str, Written]:
-    """Analyse a store (directory, .zip or URL) into ``out_dir``; return the written paths by output kind.
+def analyze(store_location: str | os.PathLike, out_dir: str | os.PathLike, *, storage_options: dict | None = None,
+            **options) -> dict[str, Written]:
+    """Analyse a store (directory, zip, HDF5 export or URL) into ``out_dir``; return the written paths by output kind.
 
+    ``storage_options`` go to fsspec for a URL (credentials, ``endpoint_url``, ...).
     The keywords are the fields of :class:`analyzer.options.Options`. The result has one key
     per output kind written (a kind that had nothing to draw, such as the layer profile of
     a store of the layer mean, is absent), its file or its list of files:
@@ -50,7 +52,7 @@ def analyze(store_location: str | os.PathLike, out_dir: str | os.PathLike, **opt
     started = time.perf_counter()
     opts, kinds = check_options(options)
     output.check_directory(out_dir, store_location)
-    selection = select(StoreView(store_location, opts.branch), opts)
+    selection = select(StoreView(store_location, opts.branch, storage_options), opts)
     plan = Plan(selection, output.prepare_directory(out_dir, opts.overwrite), tuple(k.name for k in kinds))
     step_jobs = {k.name: k.per_step(plan) for k in kinds if k.per_step is not None}
 

@@ -20,6 +20,7 @@ from recorder.loading import check_model_name
 from recorder.writer import WriterError
 from shared.cli import default_group
 from shared.errors import first_line
+from shared.locations import LocationError, parse_storage_options
 
 DEFAULT_MODEL = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 
@@ -78,15 +79,18 @@ def main():
               help="float16 mantissa bits kept in the maps: 10 is lossless; 3 makes them ~2.3x smaller at "
                    "<= 6.25% relative error (README 'Lossy option').")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",
+              help="For an OUTPUT URL (s3://bucket/run.zarr): an fsspec option such as endpoint_url=http://host:9000 "
+                   "(repeatable). Credentials also come from the environment (AWS_ACCESS_KEY_ID, ...).")
 def record_command(output, prompt, model, negative_prompt, seed, height, width, num_frames, num_inference_steps,
                    guidance_scale, guidance_scale_2, max_sequence_length, dtype, device, heads, layers, layer_mean,
-                   branch, step_stride, query_chunk_mb, mantissa_bits, overwrite):
+                   branch, step_stride, query_chunk_mb, mantissa_bits, overwrite, storage_options):
     """Generate PROMPT with a Wan pipeline and record its cross-attention into the store OUTPUT."""
     stage = {"at": "before"}
     try:
         _record(stage, output, prompt, model, negative_prompt, seed, height, width, num_frames, num_inference_steps,
                 guidance_scale, guidance_scale_2, max_sequence_length, dtype, device, heads, layers, layer_mean,
-                branch, step_stride, query_chunk_mb, mantissa_bits, overwrite)
+                branch, step_stride, query_chunk_mb, mantissa_bits, overwrite, storage_options)
     except (click.ClickException, click.exceptions.Exit, click.Abort):
         raise
     except BaseException as exc:  # every failure: one line and an exit code, never a traceback
@@ -132,7 +136,7 @@ def _failure(exc: BaseException, output: str, stage: str = "before") -> _Failure
 
 def _record(stage, output, prompt, model, negative_prompt, seed, height, width, num_frames, num_inference_steps,
             guidance_scale, guidance_scale_2, max_sequence_length, dtype, device, heads, layers, layer_mean,
-            branch, step_stride, query_chunk_mb, mantissa_bits, overwrite):
+            branch, step_stride, query_chunk_mb, mantissa_bits, overwrite, storage_options):
     try:
         config_fields = dict(
             heads=None if heads == "mean" else _int_list(heads, "--heads"),
@@ -155,12 +159,16 @@ def _record(stage, output, prompt, model, negative_prompt, seed, height, width, 
     inputs.check_capture_config(SimpleNamespace(**config_fields))
     inputs.check_branches(SimpleNamespace(**request_fields), SimpleNamespace(**config_fields))
     storage = inputs.check_storage(mantissa_bits)
+    try:
+        storage_options = parse_storage_options(storage_options)
+    except LocationError as exc:
+        raise click.UsageError(str(exc)) from None
     check_model_name(model)
     device = inputs.check_device(device)  # imports torch to ask for the GPU
 
     from shared.store import check_output, open_store, stored_bytes  # zarr: only once a command runs
 
-    check_output(output, overwrite)
+    check_output(output, overwrite, storage_options)  # for a URL: one request, before the model loads
 
     # torch and diffusers: only here, after every cheap check, so a bad input fails in a blink
     from recorder.capture import CaptureConfig
@@ -174,10 +182,10 @@ def _record(stage, output, prompt, model, negative_prompt, seed, height, width, 
     inputs.check_request_for_pipeline(pipe, request, model)
     stage["at"] = "recording"
     result = record(pipe, request, output, config, storage=storage, overwrite=overwrite, model_id=model,
-                    show_progress=True, notify=lambda note: click.echo(f"note: {note}", err=True))
+                    storage_options=storage_options, show_progress=True, notify=lambda note: click.echo(f"note: {note}", err=True))
     stage["at"] = "done"
     timing = result.timing
-    click.echo(f"recorded {output}: {stored_bytes(open_store(output)) / 2**20:.1f} MiB, generation {timing['generation_s']:.2f} s, "
+    click.echo(f"recorded {output}: {stored_bytes(open_store(output, storage_options)) / 2**20:.1f} MiB, generation {timing['generation_s']:.2f} s, "
                f"capture {timing['capture_s']:.2f} s, writing {timing['write_s']:.2f} s (background)", err=True)
 
 

@@ -220,7 +220,7 @@ def _under(path: str, top: str) -> bool:
 
 
 def check_output_location(path) -> None:
-    """Refuse an output a store cannot be created at: empty, a URL, under /proc, /sys or /dev,
+    """Refuse an output a store cannot be created at: empty, a zip, under /proc, /sys or /dev,
     under a file, in a directory that cannot be written, or with a name too long.
 
     Whether the output already exists (and may be replaced) is
@@ -234,9 +234,13 @@ def check_output_location(path) -> None:
         raise RecordError("the output path is empty; name a new directory for the store")
     if "\0" in text:
         raise RecordError(f"the output path {shown(text)} contains a NUL character")
+    if text.rstrip("/").lower().endswith(".zip"):
+        stem = text.rstrip("/")[:-4]
+        raise RecordError(f"{shown(text)}: a store is recorded into a directory (or s3://...), never a zip, which "
+                          f"cannot rewrite its keys; record to {shown(stem)}.zarr, then "
+                          f"`wan-analyze pack {shown(stem)}.zarr {shown(text.rstrip('/'))}`")
     if "://" in text:
-        raise RecordError(f"{shown(text)}: recording into a URL is not supported; record to a local directory "
-                          "and copy it")
+        return  # object storage: shared.store.check_output asks the server, with the storage options
     real = os.path.realpath(text)
     for top in _NOT_FOR_STORES:
         if _under(real, top) and not any(_under(real, ok) for ok in _STORES_ALLOWED_UNDER):

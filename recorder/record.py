@@ -47,7 +47,8 @@ class Recording:
 
 def record(pipe, request: GenerationRequest, output: str | os.PathLike, config: CaptureConfig = CaptureConfig(),
            *, storage: StorageOptions = StorageOptions(), overwrite: bool = False, model_id: str | None = None,
-           show_progress: bool = True, max_pending_writes: int = 8, notify=None) -> Recording:
+           storage_options: dict | None = None, show_progress: bool = True, max_pending_writes: int = 8,
+           notify=None) -> Recording:
     """Generate ``request`` with ``pipe`` and record its cross-attention into a new store at ``output``.
 
     The store's status is "recording" while this runs and "complete" when it returns. A
@@ -55,6 +56,7 @@ def record(pipe, request: GenerationRequest, output: str | os.PathLike, config: 
     raises :class:`RecordInterrupted`; a write error (full disk, read-only file system)
     sets "failed" where the store can still be written and raises :class:`RecordError`;
     any other error sets "failed" and is raised as it is. What was written is kept.
+    ``output`` may be a URL (``s3://bucket/run.zarr``), reached with fsspec's ``storage_options``.
     ``notify(line)`` hears, before generation starts, what was adjusted (a rounded frame
     count, a replaced store).
     """
@@ -62,14 +64,14 @@ def record(pipe, request: GenerationRequest, output: str | os.PathLike, config: 
     check_generation_request(request)
     check_capture_config(config)
     check_branches(request, config)
-    check_output(output, overwrite)
+    check_output(output, overwrite, storage_options)
     requested_frames = request.num_frames
     request, notes = check_request(pipe, request)
     tokens = _prompt_tokens(pipe, request, config, notes)
     session = RecordingSession(pipe, request, config, storage, tokens, requested_frames=requested_frames,
                                model_id=model_id)
     with stop_on_signals() as guard:
-        store = session.create_store(output, overwrite)
+        store = session.create_store(output, overwrite, storage_options)
         try:
             if store.replaced:
                 notes.append(store.replaced)

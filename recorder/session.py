@@ -30,7 +30,7 @@ from recorder.writer import BackgroundWriter
 from shared import schema
 from shared.errors import describe
 from shared.schema import Attr, BranchAttr, GridKey
-from shared.store import BranchLayout, RecordingStore, StorageOptions, StoreLayout, create_recording_store
+from shared.store import BranchLayout, RecordingStore, StorageOptions, StoreLayout, create_recording_store, finish
 
 
 def now() -> str:
@@ -67,9 +67,10 @@ class RecordingSession:
     def _deliver(self, step: int, branch: str, layer_slot: int, reduced: ReducedAttention) -> None:
         self.sink(step, branch, layer_slot, reduced)
 
-    def create_store(self, output: str | os.PathLike, overwrite: bool = False) -> RecordingStore:
+    def create_store(self, output: str | os.PathLike, overwrite: bool = False,
+                     storage_options: dict | None = None) -> RecordingStore:
         """Create and lock the store (a one-line StoreError when the output cannot take one)."""
-        self.store = create_recording_store(output, self.layout, overwrite=overwrite)
+        self.store = create_recording_store(output, self.layout, overwrite=overwrite, storage_options=storage_options)
         return self.store
 
     def run(self, show_progress: bool = True, max_pending_writes: int = 8) -> tuple[np.ndarray, dict]:
@@ -122,8 +123,8 @@ class RecordingSession:
             root[branch].attrs.update({
                 BranchAttr.NUM_KEYS: self.capture.num_keys.get(branch, self.request.max_sequence_length),
                 BranchAttr.PAD_KEYS_COLLAPSED: self.capture.pad_keys_collapsed.get(branch)})
-        root.attrs.update({Attr.TIMING: timing, Attr.ENDED_AT: now(), Attr.STATUS: schema.STATUS_COMPLETE,
-                           Attr.NOTES: notes})
+        finish(root, {Attr.TIMING: timing, Attr.ENDED_AT: now(), Attr.NOTES: notes,
+                      Attr.STATUS: schema.STATUS_COMPLETE})
 
     def mark_ended(self, attributes: dict) -> str:
         """Set the final status of a stopped recording; return what it kept, as a clause for the message."""
@@ -138,7 +139,7 @@ class RecordingSession:
         except Exception as exc:  # noqa: BLE001 - an unreadable flag must not hide the error being reported
             kept = f"the complete steps could not be counted ({describe(exc)})"
         try:
-            root.attrs.update(attributes)
+            finish(root, attributes)
             return f"{kept} (status {attributes[Attr.STATUS]!r})"
         except Exception as exc:  # noqa: BLE001 - a full or read-only disk: say so, keep the first error
             return (f"{kept}; the status could not be updated ({describe(exc)}), so it still reads 'recording' "

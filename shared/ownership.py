@@ -46,6 +46,26 @@ def read_owner(store_dir: str | os.PathLike) -> dict | None:
         return {}
 
 
+def owner_record() -> dict:
+    """This process as the owner of a recording: host, pid and start time."""
+    return {"host": socket.gethostname(), "pid": os.getpid(),
+            "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+class ObjectStoreClaim:
+    """The stand-in for :class:`StoreLock` in object storage, which has no locks: the owner, recorded in the
+    store's attributes, and nothing to release. A second recorder is kept out by the existing root metadata."""
+
+    previous_owner = None
+    held = True
+
+    def __init__(self):
+        self.owner = owner_record()
+
+    def release(self) -> None:
+        pass
+
+
 class StoreLock:
     """The exclusive lock of one store directory, held from :meth:`acquire` to :meth:`release`."""
 
@@ -78,8 +98,7 @@ class StoreLock:
         else:
             raise LockHeld({})
         self.previous_owner = read_owner(self.path.parent) or None
-        record = {"host": socket.gethostname(), "pid": os.getpid(),
-                  "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+        record = owner_record()
         with open(self.path, "w") as f:  # the lock is ours: nobody else writes this file now
             f.write(json.dumps(record))
             f.flush()

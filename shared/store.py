@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec, ZstdCodec
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
 
 from shared import schema
 from shared.errors import describe as reason
 from shared.local_store import MAX_KEY_BYTES, SafeLocalStore
 from shared.locations import LocationError, fsspec_store, is_url
-from shared.ownership import LOCK_NAME, LockHeld, StoreLock, describe_owner, read_owner
+from shared.ownership import LOCK_NAME, LockHeld, ObjectStoreClaim, StoreLock, describe_owner, read_owner
 from shared.schema import Attr
 
 
@@ -105,12 +108,13 @@ class RecordingStore:
 
     root: zarr.Group
     path: str
-    lock: StoreLock
+    lock: StoreLock | ObjectStoreClaim
     replaced: str | None = None  # what --overwrite replaced, for the recorder to say
 
     def free_reserve(self) -> None:
         """Give back the space set aside at creation, so that a full disk can still take the final status."""
-        (Path(self.path) / RESERVE_NAME).unlink(missing_ok=True)
+        if not is_url(self.path):  # object storage has no disk to fill, and no reserve
+            (Path(self.path) / RESERVE_NAME).unlink(missing_ok=True)
 
     def release(self) -> None:
         try:
@@ -133,13 +137,19 @@ def _set_aside(directory: Path) -> None:
         os.fsync(f.fileno())
 
 
+def _check_name(text: str) -> None:
+    if not text.strip():
+        raise StoreError("the output path is empty; name a new directory for the store")
+    if text.rstrip("/").lower().endswith(".zip"):
+        raise StoreError(f"{text}: a store is recorded into a directory (or s3://...), never a zip, which cannot "
+                         f"rewrite its keys; record to {text.rstrip('/')[:-4]}.zarr, then "
+                         f"`wan-analyze pack {text.rstrip('/')[:-4]}.zarr {text.rstrip('/')}`")
+
+
 def _target(path: str | os.PathLike) -> Path:
     """The directory a new store goes to; refuses paths no store may take."""
     text = os.fspath(path)
-    if not text.strip():
-        raise StoreError("the output path is empty; name a new directory for the store")
-    if "://" in text:
-        raise StoreError(f"{text}: recording into a URL is not supported; record to a local directory and copy it")
+    _check_name(text)
     real = Path(os.path.realpath(text))
     cwd = Path(os.path.realpath(os.getcwd()))
     if real == cwd or real in cwd.parents:
@@ -195,8 +205,14 @@ def _check_replaceable(directory: Path, shown: str) -> None:
                          "that recording runs")
 
 
-def check_output(path: str | os.PathLike, overwrite: bool = False) -> None:
+def check_output(path: str | os.PathLike, overwrite: bool = False, storage_options: dict | None = None) -> None:
     """Refuse, before any work, an output that :func:`create_recording_store` would refuse."""
+    if is_url(path):
+        _check_name(os.fspath(path))
+        _check_remote_replaceable(_remote(os.fspath(path), storage_options), os.fspath(path), overwrite)
+        return
+    if storage_options:
+        raise StoreError(f"{os.fspath(path)}: --storage-option applies to URLs (s3://, ...), not to a local path")
     target = _target(path)
     if os.path.lexists(target):
         if not overwrite:
@@ -219,15 +235,23 @@ def _remove_store_keys(directory: Path) -> None:
             os.unlink(entry.path)
 
 
-def create_recording_store(path: str | os.PathLike, layout: StoreLayout, overwrite: bool = False) -> RecordingStore:
+def create_recording_store(path: str | os.PathLike, layout: StoreLayout, overwrite: bool = False,
+                           storage_options: dict | None = None) -> RecordingStore:
     """Create an empty store at ``path`` with status "recording", locked until the caller releases it.
 
     Creation is atomic with respect to other creators: the directory is made with one
     ``mkdir``, so of two recorders started on one new path exactly one wins. An existing
     path is refused unless ``overwrite``, and even then only a wan-attention store that
     no live process is writing is replaced. Every failure is a one-line StoreError.
+
+    A URL (``s3://bucket/run.zarr``, with fsspec ``storage_options``) records into object
+    storage: see :func:`_create_remote`.
     """
     shown = os.fspath(path)
+    if is_url(shown):
+        return _create_remote(shown, layout, overwrite, storage_options)
+    if storage_options:
+        raise StoreError(f"{shown}: --storage-option applies to URLs (s3://, ...), not to a local path")
     target = _target(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -271,6 +295,106 @@ def create_recording_store(path: str | os.PathLike, layout: StoreLayout, overwri
     return RecordingStore(root, shown, lock, replaced)
 
 
+def _remote(url: str, storage_options: dict | None):
+    try:
+        return fsspec_store(url, storage_options, read_only=False)
+    except LocationError as exc:
+        raise StoreError(str(exc)) from None
+
+
+def _remote_attributes(store, url: str) -> dict | None:
+    """The root attributes of the store at ``url``; None when nothing is there; {} when it is not a Zarr group."""
+    try:
+        raw = sync(store.get("zarr.json", prototype=default_buffer_prototype()))
+        keys = sync(_first_key(store)) if raw is None else "zarr.json"
+    except Exception as exc:  # a wrong endpoint, no credentials, no bucket: one line, before any work
+        raise StoreError(f"cannot reach {url}: {reason(exc)}") from None
+    if keys is None:
+        return None
+    if raw is None:
+        return {}
+    try:
+        attrs = json.loads(raw.to_bytes()[: 1 << 20]).get("attributes")
+    except (ValueError, AttributeError):
+        return {}
+    return attrs if isinstance(attrs, dict) else {}
+
+
+async def _first_key(store):
+    async for key in store.list():
+        return key
+    return None
+
+
+def _check_remote_replaceable(store, url: str, overwrite: bool) -> dict | None:
+    """Refuse a URL that holds anything unless ``overwrite`` and it is a finished wan-attention store."""
+    attrs = _remote_attributes(store, url)
+    if attrs is None:
+        return None
+    if not overwrite:
+        raise StoreError(f"{url} already exists; choose another output or pass --overwrite")
+    if attrs.get(Attr.SCHEMA) != schema.SCHEMA_NAME:
+        raise StoreError(f"{url} holds objects that are not a wan-attention store; --overwrite replaces only a "
+                         "store this tool wrote")
+    if attrs.get(Attr.STATUS) not in schema.FINAL_STATUSES:
+        # object storage has no lock that dies with its process: a live recording cannot be told from a dead one
+        raise StoreError(f"{url} is at status {str(attrs.get(Attr.STATUS))[:40]!r} and object storage cannot tell "
+                         f"whether its recorder ({describe_owner(attrs.get(Attr.OWNER) or {})}) still runs; if it "
+                         "does not, delete the store and record again, or choose another output")
+    return attrs
+
+
+def _remove_remote_store_keys(store) -> None:
+    """Delete the store's own keys under the URL (its metadata and arrays), nothing else."""
+    async def remove():
+        keys = [key async for key in store.list() if key.split("/")[0] in _STORE_NAMES]
+        for key in keys:
+            await store.delete(key)
+    sync(remove())
+
+
+def _create_remote(url: str, layout: StoreLayout, overwrite: bool, storage_options: dict | None) -> RecordingStore:
+    """A new store in object storage. Each object is written whole or not at all (a PUT is atomic), so the
+    complete flags mean there what they mean on disk. There is no lock: the store's existing root metadata
+    keeps a second recorder out, and ``owner`` records who wrote it."""
+    store = _remote(url, storage_options)
+    previous = _check_remote_replaceable(store, url, overwrite)
+    claim = ObjectStoreClaim()
+    try:
+        if previous is not None:
+            _remove_remote_store_keys(store)
+        root = _create_layout(zarr.create_group(store, zarr_format=3,  # our keys are gone; never delete_dir
+                                                attributes=_initial_attributes(layout, claim.owner)), layout)
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"cannot create the store {url}: {reason(exc)}") from None
+    replaced = None if previous is None else f"replaced a store (status {previous.get(Attr.STATUS)!r})"
+    return RecordingStore(root, url, claim, replaced)
+
+
+def finish(root: zarr.Group, attributes: dict) -> bool:
+    """Set the final attributes of a store (status last among them), then consolidate its metadata.
+
+    Consolidated metadata puts every group's and array's metadata in the root ``zarr.json``,
+    so that a remote reader (and xarray) gets all of it in one request. It is written after
+    every other attribute, and rewritten on every later change of status, so it is never
+    behind the store. Local readers do not use it (they read a live recording as it is).
+
+    Returns whether the metadata could be consolidated: on a disk that filled up it may
+    not, and then the store has none (the attribute update drops an old copy), which
+    costs a remote reader more requests but never gives it a wrong answer.
+    """
+    root.attrs.update(attributes)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "consolidated metadata is not part of the v3 spec": known, and wanted
+            zarr.consolidate_metadata(root.store, path=root.path or "", zarr_format=3)
+    except Exception:  # noqa: BLE001 - see above: the status is written, the copy is an optimisation
+        return False
+    return True
+
+
 def _undo_creation(target: Path, created: bool) -> None:
     """After a failed creation, remove what it wrote (never anything else); best effort on a broken disk."""
     try:
@@ -289,9 +413,10 @@ def _remove_empty(directory: Path) -> None:
         pass  # not empty (someone else's files arrived) or not writable: leave it
 
 
-def create_store(path: str | os.PathLike, layout: StoreLayout, overwrite: bool = False) -> zarr.Group:
+def create_store(path: str | os.PathLike, layout: StoreLayout, overwrite: bool = False,
+                 storage_options: dict | None = None) -> zarr.Group:
     """Create an empty store and return its root group, without holding its lock (tests, benchmarks)."""
-    store = create_recording_store(path, layout, overwrite)
+    store = create_recording_store(path, layout, overwrite, storage_options)
     store.release()
     return store.root
 
