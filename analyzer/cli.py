@@ -15,6 +15,7 @@ from analyzer.info import describe
 from analyzer.options import ANIMATION_FORMATS, IMAGE_FORMATS, NORMALIZE_MODES
 from analyzer.commands.common import fail as _fail
 from analyzer.commands.common import storage_options
+from analyzer.commands.pack import pack_command
 from shared.cli import default_group
 from shared.store import StoreError
 
@@ -107,6 +108,10 @@ def info_command(store, branch, storage_options):
         click.echo(describe(store, branch, storage_options))
     except (StoreError, AnalyzerError) as exc:
         raise _fail(exc) from None
+
+
+# The sub-commands about the store itself: sharing and checking it.
+main.add_command(pack_command)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from zarr.core.sync import sync
 
 from shared import schema
 from shared.errors import describe as reason
-from shared.hdf5_store import HDF5_RESERVED_ATTRIBUTES, JSON_ATTRIBUTES, SCALES_GROUP
+from shared.hdf5_store import DATA_TYPES, HDF5_RESERVED_ATTRIBUTES, JSON_ATTRIBUTES, SCALES_GROUP
 from shared.store import StoreError, open_store
 
 EXTENSIONS = (".h5", ".hdf5")
@@ -89,8 +89,6 @@ def _check_out(out: str | os.PathLike) -> Path:
 def _existing_chunks(array: zarr.Array) -> list[tuple[int, ...]]:
     """The grid coordinates of the chunks the store holds for ``array``, from one listing."""
     shape = tuple(int(n) for n in array.shape)
-    if not shape:
-        return [()] if sync(array.store_path.store.exists(f"{array.path}/c")) else []
     prefix = f"{array.path}/"
 
     async def keys() -> list[str]:
@@ -151,6 +149,9 @@ class _Scales:
 def _create_dataset(h5, path: str, array: zarr.Array):
     shape = tuple(int(n) for n in array.shape)
     chunks = tuple(int(c) for c in array.chunks)
+    if not shape or np.dtype(array.dtype).name not in DATA_TYPES:
+        raise StoreError(f"{path} is a {len(shape)}-d array of {array.dtype}; an HDF5 export holds arrays of "
+                         "at least one axis of numbers or booleans")
     # HDF5 takes a chunk larger than the data only on an axis that may grow
     maxshape = tuple(None if c > s else s for s, c in zip(shape, chunks))
     dtype = np.dtype(array.dtype)

@@ -117,13 +117,14 @@ def _full_key(array, key: str) -> str:
 
 
 def _needed_chunks(array, spec: schema.ArraySpec, complete_positions: list[int], frames_written: np.ndarray,
-                   any_complete: bool) -> tuple[set[tuple[int, ...]], dict[tuple[int, ...], str]]:
-    """Chunk coordinates that must exist, with why: a complete step's, a written frame's, a fixed array's."""
+                   any_complete: bool, step_names: dict[int, str]) -> dict[tuple[int, ...], str]:
+    """The chunks (by grid coordinates) that must exist, with why: a complete step's, a written frame's, a fixed
+    array's. Chunks of steps not complete and of frames not written may be absent (a partial recording)."""
     coords = list(_chunk_coords(array))
     if spec.dims and spec.dims[0] == schema.DIM_STEP and spec not in schema.STEP_ARRAYS:
         chunk = int(array.chunks[0])
         rows = {p // chunk: p for p in complete_positions}
-        needed = {c: f"step at position {rows[c[0]]} is marked complete but this chunk is missing"
+        needed = {c: f"step {step_names.get(rows[c[0]], rows[c[0]])} is marked complete but this chunk is missing"
                   for c in coords if c[0] in rows}
     elif spec.path == schema.VIDEO.path:
         chunk = int(array.chunks[0])
@@ -139,7 +140,7 @@ def _needed_chunks(array, spec: schema.ArraySpec, complete_positions: list[int],
             if frames_written.any() else {}
     else:  # layers/block and token_ids: written when the store is created
         needed = {c: "written when the store is created, but missing" for c in coords}
-    return set(needed), needed
+    return needed
 
 
 def _read_small(array, report: CheckReport, spec: schema.ArraySpec) -> np.ndarray | None:
@@ -294,12 +295,21 @@ def check_store(location: str | os.PathLike, *, quick: bool = False, storage_opt
     finally:
         if bar is not None:
             bar.close()
+    seen: set[tuple[str, str]] = set()  # a chunk read twice (the step flags) is one problem
+    unique = []
+    for problem in report.problems:
+        if problem.chunk and (problem.array, problem.chunk) in seen:
+            continue
+        seen.add((problem.array, problem.chunk))
+        unique.append(problem)
+    report.problems = unique
     return report
 
 
 def _check_array(array, spec: schema.ArraySpec, keys: _Keys, report: CheckReport, positions: list[int],
                  frames_written: np.ndarray, quick: bool, bar) -> None:
-    _, needed = _needed_chunks(array, spec, positions, frames_written, bool(positions))
+    names = {p: (f"{i} (position {p})" if i != p else str(i)) for p, i in zip(positions, report.complete_steps)}
+    needed = _needed_chunks(array, spec, positions, frames_written, bool(positions), names)
     decode = _Decoder(array)
     store_path = array.store_path
     for coords in _chunk_coords(array):

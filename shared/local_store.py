@@ -40,7 +40,7 @@ def _checked_path(root: Path, key: str) -> Path | None:
     try:
         real = Path(os.path.realpath(path))
         info = os.stat(real)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # zarr probes "<file>/zarr.json" when it lists a folder
         return None
     root_real = Path(os.path.realpath(root))
     if real != root_real and root_real not in real.parents:

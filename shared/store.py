@@ -595,18 +595,29 @@ def validate(root: zarr.Group, location: str = "store") -> None:
         raise StoreError(f"{location}: record_options.branches is {str(branches)[:80]}, expected ['cond'] or "
                          "['cond', 'uncond']")
     checksummed = version >= schema.VIDEO_WRITTEN_SINCE  # 1.1 brought both
-    expected = [*schema.STEP_ARRAYS, schema.LAYER_BLOCK, schema.VIDEO]
-    if version >= schema.VIDEO_WRITTEN_SINCE:
-        expected.append(schema.VIDEO_WRITTEN)
-    for branch in branches:
-        expected += schema.branch_arrays(branch)
-    arrays = {spec.path: _checked_array(root, spec, location, checksummed) for spec in expected}
+    arrays = {spec.path: _checked_array(root, spec, location, checksummed) for spec in store_arrays(attrs)}
     _check_shapes(arrays, branches, attrs, location)
     for branch in branches:
         battrs = root[branch].attrs.asdict()
         missing = [key for key in schema.REQUIRED_BRANCH_ATTRS if key not in battrs]
         if missing:
             raise StoreError(f"{location}: group {branch} lacks attributes: {', '.join(missing)}")
+
+
+def store_arrays(attrs: dict) -> list[schema.ArraySpec]:
+    """The arrays a store with these root attributes has (its version and branches decide), once validated."""
+    expected = [*schema.STEP_ARRAYS, schema.LAYER_BLOCK, schema.VIDEO]
+    if schema.version_tuple(attrs[Attr.SCHEMA_VERSION]) >= schema.VIDEO_WRITTEN_SINCE:
+        expected.append(schema.VIDEO_WRITTEN)
+    for branch in attrs[Attr.RECORD_OPTIONS][schema.RecordOption.BRANCHES]:
+        expected += schema.branch_arrays(branch)
+    return expected
+
+
+def store_groups(arrays: list[schema.ArraySpec]) -> list[str]:
+    """The groups that hold ``arrays``, the root ("") first."""
+    parents = {"/".join(spec.path.split("/")[:i]) for spec in arrays for i in range(1, spec.path.count("/") + 1)}
+    return ["", *sorted(parents)]
 
 
 def _checked_array(root: zarr.Group, spec: schema.ArraySpec, location: str, checksummed: bool):

@@ -265,3 +265,60 @@ def test_sizes_zarr_and_h5(tmp_path, capsys):
     with capsys.disabled():
         print(f"\nsynthetic store: zarr {zarr_bytes} bytes, h5 {os.path.getsize(h5)} bytes")
     assert os.path.getsize(h5) > 0
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("contiguous", "not chunked"),
+    ("no_checksum", "fletcher32"),
+    ("big_attribute", "more than"),
+    ("array_attribute", "an array of shape"),
+    ("virtual", "not chunked"),
+])
+def test_hdf5_files_an_export_never_writes_are_refused(tmp_path, damage, message):
+    _, h5 = _export(tmp_path, "plain")
+    path = schema.STEP_SIGMA.path
+    with h5py.File(h5, "r+") as f:
+        if damage == "contiguous":
+            del f[path]
+            f.create_dataset(path, data=np.zeros(3, dtype=np.float32))
+        elif damage == "no_checksum":
+            del f[path]
+            f.create_dataset(path, data=np.zeros(3, dtype=np.float32), chunks=(3,))
+        elif damage == "big_attribute":
+            f.attrs["huge"] = "x" * (2 << 20)
+        elif damage == "array_attribute":
+            f[schema.BRANCH_COND].attrs["table"] = np.zeros((4, 4))
+        elif damage == "virtual":
+            del f[path]
+            layout = h5py.VirtualLayout(shape=(3,), dtype=np.float32)
+            layout[:] = h5py.VirtualSource(str(tmp_path / "elsewhere.h5"), "data", shape=(3,))
+            f.create_virtual_dataset(path, layout, fillvalue=0.0)
+    with pytest.raises(StoreError, match=message) as caught:
+        open_store(h5)
+    assert "\n" not in str(caught.value)
+
+
+def test_chunks_read_concurrently_through_one_lock(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    store, h5 = _export(tmp_path, "branches")
+    source, copy = open_store(store), open_store(h5)
+    path = schema.attention("uncond").path
+    expected = source[path][...]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda s: copy[path][s % 3], range(48)))
+    for s, values in enumerate(results):
+        np.testing.assert_array_equal(values, expected[s % 3])
+
+
+def test_attribute_values_of_every_kind_round_trip(tmp_path):
+    odd = {"none": None, "nested": {"a": [1, 2.5, None, "x"]}, "big": 2**70, "nul": "a\x00b", "nan": float("nan"),
+           "flag": False, "count": -3, "text": "\u00e9\u2581", "empty": [], "number": 1e-300}
+    store = tmp_path / "run.zarr"
+    write_store(store, small_spec(attributes={"extra": odd, **{f"x_{k}": v for k, v in odd.items()}}))
+    h5 = export_hdf5(store, tmp_path / "run.h5")
+    source, copy = open_store(store).attrs.asdict(), open_store(h5).attrs.asdict()
+    assert source.keys() == copy.keys()
+    for key, value in source.items():
+        assert type(copy[key]) is type(value), key
+        assert copy[key] == value or (value != value and copy[key] != copy[key]), key

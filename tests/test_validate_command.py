@@ -47,7 +47,7 @@ def test_a_clean_store_passes_with_a_summary(store):
     result = run(store)
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "1.1" in out and "complete" in out
+    assert "wan-attention-store 1.1" in out and "complete" in out
     assert "3 of 3 complete" in out
     assert "13 of 13 frames written" in out
     assert "42 of 42 present decoded" in out
@@ -77,7 +77,7 @@ def test_a_deleted_chunk_of_a_complete_step_is_a_problem_even_quick(store):
     for extra in ((), ("--quick",)):
         result = run(store, *extra)
         assert result.exit_code == 1, result.output
-        assert f"{PADDING} c/2/1/0/0/0: step at position 2 is marked complete" in result.output
+        assert f"{PADDING} c/2/1/0/0/0: step 2 is marked complete" in result.output
 
 
 def test_a_chunk_missing_from_an_incomplete_step_is_no_problem(tmp_path):
@@ -150,12 +150,18 @@ def test_storage_option_on_a_local_path_is_refused(store):
 
 
 def test_nothing_is_written(store):
-    before = {p: p.stat().st_mtime_ns for p in Path(store).rglob("*")}
     flip_bit(chunk_file(store, ATTENTION), 40, 3)
     before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in Path(store).rglob("*")}
     run(store)
     after = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in Path(store).rglob("*")}
     assert before == after
+
+
+def test_a_damaged_step_flag_is_one_problem(store):
+    flip_bit(Path(store) / "steps/complete/c/0", 20, 1)
+    result = run(store)
+    assert result.exit_code == 1, result.output
+    assert result.output.count("steps/complete c/0:") == 1, result.output
 
 
 def test_a_hostile_store_text_is_escaped(tmp_path):

@@ -11,6 +11,7 @@ import click
 from analyzer.commands.common import fail, storage_options
 from analyzer.text import printable as p
 from analyzer.text import ranges
+from shared import schema
 from shared.check import CheckReport, check_store
 
 
@@ -26,7 +27,7 @@ def summary(report: CheckReport) -> list[str]:
     """The report as lines for the terminal; everything from the store through :func:`printable`."""
     lines = [
         f"store:     {p(report.location)}",
-        f"schema:    {p(report.schema_version)}",
+        f"schema:    {schema.SCHEMA_NAME} {p(report.schema_version)}",
         f"status:    {p(report.status)}",
         f"steps:     {report.steps_complete} of {report.steps_total} complete"
         + (f" (pipeline steps {ranges(report.complete_steps)})" if report.complete_steps else ""),
