@@ -15,6 +15,7 @@ from analyzer.info import describe
 from analyzer.options import ANIMATION_FORMATS, IMAGE_FORMATS, NORMALIZE_MODES
 from analyzer.commands.common import fail as _fail
 from analyzer.commands.common import storage_options
+from analyzer.commands.export import export_command
 from analyzer.commands.pack import pack_command
 from shared.cli import default_group
 from shared.store import StoreError
@@ -75,8 +76,13 @@ def main():
               help="Leave out a step that fails a check (a value that is no probability, an unreadable chunk, NaN) "
                    "and list it in the report, instead of stopping.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--follow", is_flag=True,
+              help="For a recording still running: redo the outputs whenever new steps are complete, until it ends. "
+                   "A step is read only once complete.")
+@click.option("--follow-interval", default=5.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Seconds between two looks at the store with --follow.")
 @storage_options
-def analyze_command(store, out_dir, quiet, storage_options, **options):
+def analyze_command(store, out_dir, quiet, follow, follow_interval, storage_options, **options):
     """Write per-step heatmaps, montage, animation, per-word maps and the report for STORE.
 
     STORE is a store directory, a .zip of one, an HDF5 export, or a URL (https://, s3://, gs://, ...).
@@ -85,12 +91,23 @@ def analyze_command(store, out_dir, quiet, storage_options, **options):
 
     try:
         # The CLI is a guarded entry point, so picture encoding may use worker processes.
-        written = analyze(store, out_dir, progress=not quiet, encoder_processes=None,
-                          storage_options=storage_options, **options)
+        if follow:
+            from analyzer.follow import follow as follow_recording
+
+            written = follow_recording(store, out_dir, interval=follow_interval, storage_options=storage_options,
+                                       say=lambda line: click.echo(line, err=True), progress=not quiet,
+                                       encoder_processes=None, **options)
+        else:
+            written = analyze(store, out_dir, progress=not quiet, encoder_processes=None,
+                              storage_options=storage_options, **options)
     except (StoreError, AnalyzerError) as exc:
         raise _fail(exc) from None
     except BrokenProcessPool as exc:
         raise _fail(f"a picture-encoding worker process died (out of memory, or killed): {exc}") from None
+    except KeyboardInterrupt:
+        if not follow:
+            raise
+        raise click.exceptions.Exit(130) from None  # Ctrl-C ends --follow; the outputs show the last refresh
     except MemoryError as exc:  # a store whose maps are larger than this machine can hold: say so, in one line
         raise _fail(f"out of memory while analysing {store}: {exc or 'MemoryError'}; try --steps, --layers or "
                     f"fewer --outputs, or a machine with more memory") from None
@@ -112,6 +129,7 @@ def info_command(store, branch, storage_options):
 
 # The sub-commands about the store itself: sharing and checking it.
 main.add_command(pack_command)
+main.add_command(export_command)
 
 
 if __name__ == "__main__":

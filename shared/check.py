@@ -24,7 +24,7 @@ from shared import schema
 from shared.errors import describe
 from shared.ownership import LOCK_NAME
 from shared.schema import Attr
-from shared.store import RESERVE_NAME, StoreError, open_store
+from shared.store import RESERVE_NAME, StoreError, open_store, store_arrays, store_groups
 
 # The root attribute a store made by ``wan-analyze subset`` carries (analyzer/subset.py): what it was cut from, how.
 SUBSET_OF = "subset_of"
@@ -68,18 +68,6 @@ class CheckReport:
     @property
     def steps_complete(self) -> int:
         return len(self.complete_steps)
-
-
-def _expected_specs(root) -> list[schema.ArraySpec]:
-    """The arrays the schema puts in this store (as :func:`shared.store.validate` lists them)."""
-    attrs = root.attrs.asdict()
-    version = schema.version_tuple(str(attrs.get(Attr.SCHEMA_VERSION)))
-    specs = [*schema.STEP_ARRAYS, schema.LAYER_BLOCK, schema.VIDEO]
-    if version >= schema.VIDEO_WRITTEN_SINCE:
-        specs.append(schema.VIDEO_WRITTEN)
-    for branch in attrs[Attr.RECORD_OPTIONS][schema.RecordOption.BRANCHES]:
-        specs += schema.branch_arrays(branch)
-    return specs
 
 
 class _Keys:
@@ -265,7 +253,7 @@ def check_store(location: str | os.PathLike, *, quick: bool = False, storage_opt
     attrs = root.attrs.asdict()
     report.schema_version = str(attrs.get(Attr.SCHEMA_VERSION))
     report.status = str(attrs.get(Attr.STATUS))
-    specs = _expected_specs(root)
+    specs = store_arrays(attrs)
     arrays = {spec.path: root[spec.path] for spec in specs}
     report.arrays_checked = len(arrays)
 
@@ -274,8 +262,7 @@ def check_store(location: str | os.PathLike, *, quick: bool = False, storage_opt
     store = root.store_path.store
     keys = _Keys(store)
     if keys.listed is not None:
-        branches = [str(b) for b in attrs[Attr.RECORD_OPTIONS][schema.RecordOption.BRANCHES]]
-        groups = {"", "steps", "layers", *branches}
+        groups = set(store_groups(specs))
         extra = sorted(k for k in keys.listed if not _known_key(k, arrays, groups))
         if extra:
             shown = ", ".join(extra[:10]) + (f" and {len(extra) - 10} more" if len(extra) > 10 else "")

@@ -12,6 +12,8 @@ With ``WAN_TEST_FAIL_AFTER_BYTES=N`` (and ``WAN_TEST_FAIL_ERRNO``, ENOSPC by def
 store's writes fail with that error once N bytes are written: a full (or read-only)
 file system for machines where a test cannot mount a small tmpfs. With
 ``WAN_TEST_LOG_WRITES=FILE``, each write appends "<bytes written before it> <path>" to FILE.
+With ``WAN_TEST_SLOW_KEY=SUBSTRING`` and ``WAN_TEST_SLOW_S=SECONDS``, every write of a key
+containing SUBSTRING waits that long first: a recorder that writes its steps slowly.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def main() -> None:
     code = getattr(errno, os.environ.get("WAN_TEST_FAIL_ERRNO", "ENOSPC"))
 
     log = os.environ.get("WAN_TEST_LOG_WRITES")
+    slow_key, slow_s = os.environ.get("WAN_TEST_SLOW_KEY"), float(os.environ.get("WAN_TEST_SLOW_S", "0"))
     written = 0
 
     def pausing_put(path, data, exclusive):
@@ -50,6 +53,8 @@ def main() -> None:
             budget -= len(memoryview(data).cast("B"))
             if budget < 0:
                 raise OSError(code, os.strerror(code), str(path))
+        if slow_key and slow_key in str(path):
+            time.sleep(slow_s)
         if count and substring in str(path):
             seen += 1
             if seen == count:
