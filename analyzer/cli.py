@@ -17,6 +17,8 @@ from analyzer.commands.common import fail as _fail
 from analyzer.commands.common import storage_options
 from analyzer.commands.export import export_command
 from analyzer.commands.pack import pack_command
+from analyzer.commands.subset import subset_command
+from analyzer.commands.validate import validate_command
 from shared.cli import default_group
 from shared.store import StoreError
 
@@ -130,6 +132,8 @@ def info_command(store, branch, storage_options):
 # The sub-commands about the store itself: sharing and checking it.
 main.add_command(pack_command)
 main.add_command(export_command)
+main.add_command(subset_command)
+main.add_command(validate_command)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,10 @@ import numpy as np
 from analyzer.run import analyze
 from shared import schema
 from shared.schema import Attr
-from shared.store import open_store
+from shared.store import StoreError, open_store
+
+# How long a store may be unreadable when following starts: the recorder creates its arrays one by one.
+CREATION_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,16 @@ def follow(location: str | os.PathLike, out_dir: str | os.PathLike, *, interval:
     shown: Progress | None = None
     written: dict = {}
     overwrite = bool(options.pop("overwrite", False))
+    started = time.monotonic()
     while True:
-        now = recording_progress(location, storage_options)
+        try:
+            now = recording_progress(location, storage_options)
+        except StoreError:
+            # a store the recorder is still creating lacks arrays for a moment; after that, it is what it says
+            if shown is not None or time.monotonic() - started > CREATION_GRACE_S:
+                raise
+            sleep(interval)
+            continue
         news = now.complete > (shown.complete if shown else 0)
         if now != shown and (news or now.final):  # at the end, once more: the report gives the final status
             written = analyze(location, out_dir, storage_options=storage_options, overwrite=overwrite, **options)

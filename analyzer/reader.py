@@ -238,7 +238,7 @@ class StoreView:
         flags = np.asarray(self._read_array(array, spec.path), dtype=bool)
         if flags.shape != (count,):
             raise AnalyzerError(f"{self.location}: {spec.path} has shape {list(flags.shape)}, expected [{count}]")
-        if self.status == schema.STATUS_COMPLETE and not flags.all():
+        if self.status == schema.STATUS_COMPLETE and not flags.all() and not schema.video_left_out(self.attrs):
             key = _chunk_key(array, (0,))
             lost = f": its chunk {key} is missing (deleted)" if not _key_exists(array, key) else ""
             raise AnalyzerError(f"{self.location}: {spec.path} marks frames {ranges(np.flatnonzero(~flags).tolist())} "

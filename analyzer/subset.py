@@ -23,16 +23,15 @@ from analyzer.errors import AnalyzerError
 from analyzer.selection import parse_numbers
 from analyzer.text import ranges
 from shared import schema
-from shared.check import SUBSET_OF
 from shared.errors import describe
 from shared.precision import round_mantissa
-from shared.schema import Attr, RecordOption
+from shared.schema import Attr, RecordOption, SubsetKey
 from shared.store import BranchLayout, StoreError, StoreLayout, create_recording_store, open_store
 
 BRANCH_ALL = "all"
 # What the new store's creation sets, or what is set only when the copy is done: never copied up front.
 _NOT_COPIED = (Attr.SCHEMA, Attr.SCHEMA_VERSION, Attr.STATUS, Attr.OWNER, Attr.COMPRESSION, Attr.ERROR,
-               Attr.INTERRUPTED_BY, Attr.ENDED_AT, SUBSET_OF)
+               Attr.INTERRUPTED_BY, Attr.ENDED_AT, Attr.SUBSET_OF)
 _AT_THE_END = (Attr.ENDED_AT, Attr.ERROR, Attr.INTERRUPTED_BY)
 _MAPS = ("attention", "padding_mass")
 _HEADS = ("head_entropy", "head_token_mass", "head_padding_mass")
@@ -153,9 +152,10 @@ def subset_store(location, out, *, steps=None, layers=None, layer_mean: bool = F
                                    query_chunk=options.get(RecordOption.QUERY_CHUNK))
     status = str(attrs.get(Attr.STATUS))
     subset_of = {
-        "source": location, "source_status": status, "steps": kept_indices, "steps_left_out": left_out,
-        "layers": chosen_blocks if not already_mean else averaged, "layer_mean": mean or already_mean,
-        "branches": branches, "mantissa_bits": bits, "video": bool(video), "made_at": _now(),
+        SubsetKey.SOURCE: location, SubsetKey.SOURCE_STATUS: status, SubsetKey.STEPS: kept_indices,
+        SubsetKey.STEPS_LEFT_OUT: left_out, SubsetKey.LAYERS: chosen_blocks if not already_mean else averaged,
+        SubsetKey.LAYER_MEAN: mean or already_mean, SubsetKey.BRANCHES: branches, SubsetKey.MANTISSA_BITS: bits,
+        SubsetKey.VIDEO: bool(video), SubsetKey.MADE_AT: _now(),
     }
     first = src[schema.attention(branches[0]).path]
     _, _, f, h, w, _ = first.shape
@@ -167,7 +167,7 @@ def subset_store(location, out, *, steps=None, layers=None, layer_mean: bool = F
                                     tuple(int(t) for t in src[schema.token_ids(b).path][...])) for b in branches),
         video_shape=tuple(int(n) for n in video_array.shape),
         attributes={**{k: v for k, v in attrs.items() if k not in _NOT_COPIED}, Attr.RECORD_OPTIONS: record,
-                    SUBSET_OF: subset_of},
+                    Attr.SUBSET_OF: subset_of},
     )
     written = _video_written(src, status, int(video_array.shape[0])) if video else None
 

@@ -26,9 +26,6 @@ from shared.ownership import LOCK_NAME
 from shared.schema import Attr
 from shared.store import RESERVE_NAME, StoreError, open_store, store_arrays, store_groups
 
-# The root attribute a store made by ``wan-analyze subset`` carries (analyzer/subset.py): what it was cut from, how.
-SUBSET_OF = "subset_of"
-
 
 @dataclass(frozen=True)
 class CheckProblem:
@@ -181,8 +178,7 @@ def _video_written(root, report: CheckReport) -> np.ndarray:
     if schema.VIDEO_WRITTEN.path in root:
         flags = _read_small(root[schema.VIDEO_WRITTEN.path], report, schema.VIDEO_WRITTEN)
         flags = np.zeros(frames, bool) if flags is None else flags.astype(bool)
-        subset = root.attrs.asdict().get(SUBSET_OF)
-        without_video = isinstance(subset, dict) and subset.get("video") is False  # `wan-analyze subset --no-video`
+        without_video = schema.video_left_out(root.attrs.asdict())  # `wan-analyze subset --no-video`
         if report.status == schema.STATUS_COMPLETE and not flags.all() and not without_video:
             report.problems.append(CheckProblem(
                 schema.VIDEO_WRITTEN.path, "", f"{int((~flags).sum())} of {frames} frames are marked not written "

@@ -15,6 +15,11 @@ error on read, not a wrong picture), the ``video_written`` array (which frames o
 video exist), the status "interrupted" with ``interrupted_by``, and the ``owner`` of a
 recording. Stores of 1.0 still open: they have no checksums, and their video counts as
 written exactly when their status is "complete".
+
+1.2 added: consolidated metadata in the root ``zarr.json`` once a store's status is final
+(a remote reader gets every group's and array's metadata in one request), and the
+attribute ``subset_of`` on a store that ``wan-analyze subset`` cut from another (such a
+store may leave the video out: then no frame is written although its status is final).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SCHEMA_NAME = "wan-attention-store"
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 SCHEMA_MAJOR = int(SCHEMA_VERSION.split(".")[0])
 
 # Recording status, in the root attribute STATUS.
@@ -166,6 +171,28 @@ class Attr:
     LATENT_GRID = "latent_grid"
     COMPRESSION = "compression"  # the codec chain used for attention arrays, for the record
     NOTES = "notes"  # what the recorder adjusted (a rounded frame count, a truncated prompt)
+    SUBSET_OF = "subset_of"  # since 1.2, on a store cut from another: {SubsetKey...}
+
+
+class SubsetKey:
+    """Keys of the SUBSET_OF attribute: where a subset came from and what was kept."""
+
+    SOURCE = "source"
+    SOURCE_STATUS = "source_status"
+    STEPS = "steps"  # pipeline steps kept
+    STEPS_LEFT_OUT = "steps_left_out"  # chosen but not complete in the source
+    LAYERS = "layers"
+    LAYER_MEAN = "layer_mean"
+    BRANCHES = "branches"
+    MANTISSA_BITS = "mantissa_bits"
+    VIDEO = "video"  # false: the video was left out
+    MADE_AT = "made_at"
+
+
+def video_left_out(attrs: dict) -> bool:
+    """Whether the store is a subset made without its video (so unwritten frames are no damage)."""
+    subset = attrs.get(Attr.SUBSET_OF)
+    return isinstance(subset, dict) and subset.get(SubsetKey.VIDEO) is False
 
 
 class BranchAttr:

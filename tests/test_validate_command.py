@@ -15,6 +15,7 @@ from corrupt import ATTENTION, PADDING, chunk_file, chunk_key, flip_bit
 from synthetic_store import small_spec, write_store
 
 from analyzer.commands.validate import validate_command
+from shared import schema
 from shared.check import check_store
 
 
@@ -47,7 +48,7 @@ def test_a_clean_store_passes_with_a_summary(store):
     result = run(store)
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "wan-attention-store 1.1" in out and "complete" in out
+    assert f"wan-attention-store {schema.SCHEMA_VERSION}" in out and "complete" in out
     assert "3 of 3 complete" in out
     assert "13 of 13 frames written" in out
     assert "42 of 42 present decoded" in out
