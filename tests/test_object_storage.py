@@ -130,6 +130,33 @@ def test_an_existing_remote_store_is_replaced_only_when_ours_and_finished(s3, re
     assert fs.cat("studio/done.zarr/README.txt") == b"keep me"
 
 
+def test_wan_record_into_s3_then_validate_it_there(s3, tiny_model_dir):
+    from recorder.cli import main as record_main
+
+    url = "s3://studio/cli/run.zarr"
+    args = ["--model", str(tiny_model_dir), "--device", "cpu", "--dtype", "float32", "--prompt", "a dog on a beach",
+            "--height", "32", "--width", "48", "--frames", "9", "--steps", "2", url, *_options(s3)]
+    result = CliRunner().invoke(record_main, args)
+    assert result.exit_code == 0, result.output
+    assert f"recorded {url}" in result.output
+    result = CliRunner().invoke(analyze_main, ["validate", url, "--quiet", *_options(s3)])
+    assert result.exit_code == 0, result.output
+    assert "2 of 2" in result.output and "problems:  none" in result.output
+    # a second recording onto it is refused before the model loads
+    result = CliRunner().invoke(record_main, args)
+    assert result.exit_code == 1 and "already exists" in result.output
+
+
+def test_xarray_opens_a_finished_store_without_a_consolidation_warning(recorded):
+    xr = pytest.importorskip("xarray")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # xarray warns (RuntimeWarning) when the metadata is not consolidated
+        dataset = xr.open_zarr(recorded["local"], group="cond")
+    assert dataset["attention"].dims == schema.attention("cond").dims
+
+
 def test_bad_remote_locations_are_one_line(s3, tmp_path):
     runner = CliRunner()
     result = runner.invoke(analyze_main, ["info", "s3://studio/nothing-here.zarr", *_options(s3)])
