@@ -6,13 +6,14 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures.process import BrokenProcessPool
 
 import click
 
 from analyzer.errors import AnalyzerError
-from analyzer.info import describe
-from analyzer.options import ANIMATION_FORMATS, IMAGE_FORMATS, NORMALIZE_MODES
+from analyzer.info import describe, describe_json
+from analyzer.options import ANIMATION_FORMATS, DEFAULT_WORD_REDUCTION, IMAGE_FORMATS, NORMALIZE_MODES, WORD_REDUCTIONS
 from analyzer.commands.common import fail as _fail
 from analyzer.commands.common import storage_options
 from analyzer.commands.export import export_command
@@ -58,11 +59,16 @@ def main():
 @click.option("--outputs", default=None, metavar="LIST", cls=_OutputsOption,
               help="Only these outputs, comma separated. Default: all.")
 @click.option("--image-format", default="png", show_default=True, type=click.Choice(IMAGE_FORMATS))
-@click.option("--animation-format", default="gif", show_default=True, type=click.Choice(ANIMATION_FORMATS))
+@click.option("--animation-format", default="gif", show_default=True, type=click.Choice(ANIMATION_FORMATS),
+              help="Format of the step animation and the per-word animations (mp4: H.264).")
 @click.option("--normalize", default="global", show_default=True, type=click.Choice(NORMALIZE_MODES),
               help="Colour scale of the word overlays: one for all (global), each step weighted alike "
                    "(per-step), each latent frame (per-frame) or each word (per-word) on its own. The "
                    "segmentation map does not depend on it.")
+@click.option("--word-reduction", default=DEFAULT_WORD_REDUCTION, show_default=True, type=click.Choice(WORD_REDUCTIONS),
+              help="How a word's map is made from its sub-word tokens' maps: the most attended piece (max; a word "
+                   "neither gains from being split into more tokens nor loses for a weak piece), their mean, or "
+                   "their sum (favours words split into many tokens). The segmentation always uses max.")
 @click.option("--sheet-frames", default=8, show_default=True, type=int,
               help="Frames shown in the contact sheets (1-64).")
 @click.option("--overlay-width", default=320, show_default=True, type=int,
@@ -120,11 +126,16 @@ def analyze_command(store, out_dir, quiet, follow, follow_interval, storage_opti
 @main.command("info")
 @click.argument("store")
 @click.option("--branch", default="cond", show_default=True, type=click.Choice(["cond", "uncond"]))
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the summary as one JSON object (schema wan-attention-info, with its version).")
 @storage_options
-def info_command(store, branch, storage_options):
+def info_command(store, branch, storage_options, as_json):
     """Print a short summary of what STORE holds."""
     try:
-        click.echo(describe(store, branch, storage_options))
+        if as_json:
+            click.echo(json.dumps(describe_json(store, branch, storage_options), ensure_ascii=False, indent=1))
+        else:
+            click.echo(describe(store, branch, storage_options))
     except (StoreError, AnalyzerError) as exc:
         raise _fail(exc) from None
 

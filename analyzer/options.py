@@ -24,9 +24,15 @@ if TYPE_CHECKING:  # types only, so that this module stays below every other one
     from analyzer.statistics import Accumulator, HeadStat
 
 IMAGE_FORMATS = ("png", "jpg", "webp")
-ANIMATION_FORMATS = ("gif", "webp")
+ANIMATION_FORMATS = ("gif", "webp", "mp4")
 # The colour scale of the per-word overlays (--normalize); applied in one place, statistics.word_maps.
 NORMALIZE_MODES = ("global", "per-step", "per-frame", "per-word")
+# How a word's map is made from its sub-token maps (--word-reduction); applied in statistics.Accumulator.reduce_units.
+# The default is max: a word's map is that of its most attended piece, so a word neither gains from being split
+# into more tokens (as with sum) nor loses for a weakly attended piece such as a plural "s" (as with mean), and the
+# overlays agree with the segmentation, which always uses max.
+WORD_REDUCTIONS = ("max", "mean", "sum")
+DEFAULT_WORD_REDUCTION = "max"
 
 MAX_SHEET_FRAMES = 64
 MAX_OVERLAY_WIDTH = 4096
@@ -42,6 +48,9 @@ class Options:
     words, tokens: entries of the per-word views (comma list or list); None = every prompt word.
     outputs: which output kinds to write (names of :mod:`analyzer.outputs`, comma list or list); None = all.
     normalize: colour scale of the per-word overlays, one of NORMALIZE_MODES (see statistics.word_maps).
+    word_reduction: how a word's map (the overlays, the contact sheet, the layer profile) is made from its
+        sub-token maps, one of WORD_REDUCTIONS: max (the default), mean or sum. The segmentation always
+        uses max, so that no word wins for being split into more tokens.
     encoder_processes: worker processes for picture encoding. 0 (the default for Python
         callers) encodes in this process, so a script needs no ``if __name__ == "__main__"``
         guard; None picks a count from the cores and the work (what ``wan-analyze`` does).
@@ -60,6 +69,7 @@ class Options:
     image_format: str = "png"
     animation_format: str = "gif"
     normalize: str = "global"
+    word_reduction: str = DEFAULT_WORD_REDUCTION
     sheet_frames: int = 8
     overlay_width: int = 320
     heatmap_rows: int = 256
@@ -84,7 +94,8 @@ class Options:
     def check(self) -> None:
         choices = (("image format", self.image_format, IMAGE_FORMATS),
                    ("animation format", self.animation_format, ANIMATION_FORMATS),
-                   ("normalize mode (--normalize)", self.normalize, NORMALIZE_MODES))
+                   ("normalize mode (--normalize)", self.normalize, NORMALIZE_MODES),
+                   ("word reduction (--word-reduction)", self.word_reduction, WORD_REDUCTIONS))
         for what, value, allowed in choices:
             if value not in allowed:
                 raise AnalyzerError(f"unknown {what} {value!r}; choose from {', '.join(allowed)}")

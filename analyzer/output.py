@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,8 @@ def save_animation(frames: list[Image.Image | bytes], path: Path, animation_form
     Encoded frames are decoded one at a time; a GIF holds them only in palette mode.
     """
     target = path.with_name(f"{path.name}.{animation_format}")
+    if animation_format == "mp4":
+        return write_mp4((np.asarray(_image(f).convert("RGB")) for f in frames), target, 1000 / frame_ms)
     if animation_format == "gif":
         palette = shared_palette(frames)
         frames = [_image(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
@@ -149,3 +152,62 @@ def shared_palette(frames: list[Image.Image | bytes], samples: int = PALETTE_SAM
         strip.paste(frame.convert("RGB"), (x, 0))
         x += frame.width
     return strip.quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+
+
+# --- MP4 (H.264) through PyAV, whose wheel ships ffmpeg with libx264: no system ffmpeg needed ----------
+
+MP4_CODEC = "libx264"
+MP4_PIXEL_FORMAT = "yuv420p"  # what every player decodes; it needs an even width and height
+
+
+def even_pad(frame: np.ndarray, width: int | None = None, height: int | None = None) -> np.ndarray:
+    """``frame`` (h, w, 3) uint8 padded (its last row and column repeated, never scaled) to ``width`` x
+    ``height``, by default its own size rounded up to even numbers (what H.264 in yuv420p needs)."""
+    h, w = frame.shape[:2]
+    width = width if width is not None else w + w % 2
+    height = height if height is not None else h + h % 2
+    if (w, h) == (width, height):
+        return frame
+    if w > width or h > height:
+        raise ValueError(f"a {w}x{h} frame does not fit a {width}x{height} video")
+    return np.pad(frame, ((0, height - h), (0, width - w), (0, 0)), mode="edge")
+
+
+def mp4_rate(fps: float) -> Fraction:
+    """A frame rate as the rational number the container stores (0.1 to 100 frames per second)."""
+    return Fraction(fps).limit_denominator(1001)
+
+
+def write_mp4(frames: Iterable[np.ndarray], target: Path, fps: float) -> Path:
+    """Encode RGB frames (h, w, 3) uint8, one at a time, as an H.264 MP4 at ``fps``; return ``target``.
+
+    The video takes the first frame's size rounded up to even numbers; every frame is padded
+    to it (a smaller one with its edge repeated). Memory holds one frame, whatever the count.
+    """
+    try:
+        import av  # the encoder: only where an MP4 is written
+    except ImportError:  # pragma: no cover - a base dependency
+        raise AnalyzerError("writing MP4 needs PyAV (pip install av), whose wheel ships the H.264 encoder") from None
+    container = None
+    stream = None
+    try:
+        for frame in frames:
+            frame = np.ascontiguousarray(np.asarray(frame, dtype=np.uint8)[..., :3])
+            if container is None:
+                container = av.open(str(target), mode="w")
+                stream = container.add_stream(MP4_CODEC, rate=mp4_rate(fps))
+                h, w = frame.shape[:2]
+                stream.width, stream.height = w + w % 2, h + h % 2
+                stream.pix_fmt = MP4_PIXEL_FORMAT
+                stream.options = {"crf": "20", "preset": "veryfast"}
+            padded = even_pad(frame, stream.width, stream.height)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(padded, format="rgb24")):
+                container.mux(packet)
+        if container is None:
+            raise AnalyzerError(f"no frame to write into {target}")
+        for packet in stream.encode():
+            container.mux(packet)
+    finally:
+        if container is not None:
+            container.close()
+    return target

@@ -14,8 +14,10 @@ Definitions (the report quotes them):
 - spatial entropy of a token: S_t = -sum_q r_qt ln r_qt with r_qt = A[q, t] / sum_q' A[q', t].
 - change from the previous step: D_s = sum_{q,t} |A_s - A_{s-1}| / sum_{q,t} A_{s-1}.
 - winner of a location: argmax_t A[q, t]; winner of a step: argmax_t m_t.
-- word map: M_w[q] = (1/N) sum_s sum_{t in w} A_s[q, t]; the segmentation's winner of a
-  location is argmax_w M_w[q], whatever ``--normalize`` (which only scales the overlays' colours).
+- word map: M_w[q] = R_{t in w} (1/N) sum_s A_s[q, t], R the ``--word-reduction`` over the word's
+  sub-tokens (sum, mean or max; default max); the segmentation's winner of a location is
+  argmax_w max_{t in w} (1/N) sum_s A_s[q, t], whatever ``--normalize`` (which only scales the
+  overlays' colours) and ``--word-reduction`` (a word must not win for being split into more tokens).
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ import numpy as np
 from analyzer import integrity
 from analyzer.arrays import column_sums, half_to_single
 from analyzer.errors import StepError
-from analyzer.options import Analysis, Selection
+from analyzer.options import WORD_REDUCTIONS, Analysis, Selection
 from analyzer.reader import RawStep, Step, StoreView
 
 _TINY = np.float32(1e-30)
+# The segmentation's reduction over a word's sub-tokens, whatever --word-reduction (see segment_winners).
+SEGMENTATION_REDUCTION = "max"
 
 
 @dataclass(frozen=True)
@@ -178,13 +182,19 @@ class Accumulator:
         self.normalize = normalize
         # membership of tokens in the per-word units: the word maps and the layer profile
         self.membership = membership(num_tokens, units)
+        self.units = [tuple(u) for u in units]
         self.row_starts = row_blocks(num_queries, heatmap_rows)
         self.steps: list[StepSummary] = []
         self.layer_token_mass_sum: np.ndarray | None = None  # (L, T), summed over steps
         self.layer_padding: list[np.ndarray] = []  # per step, (L,): small, drawn per step
-        self.unit_sum = np.zeros((len(units), num_queries), dtype=np.float64)
-        self.unit_step_scaled_sum = (np.zeros((len(units), num_queries), dtype=np.float64)
-                                     if normalize == "per-step" else None)
+        # the maps of the tokens that belong to a unit, summed over the steps: every word reduction
+        # (sum, mean, max over a word's sub-tokens) is taken from them after the pass
+        self.unit_tokens = np.asarray(sorted({t for u in self.units for t in u}), dtype=np.int64)
+        self.token_map_sum = np.zeros((num_queries, self.unit_tokens.size), dtype=np.float64)
+        self._unit_columns = [np.searchsorted(self.unit_tokens, np.asarray(u, dtype=np.int64)) for u in self.units]
+        # per reduction, the word maps of steps each scaled to its step's maximum ("per-step" only)
+        self.unit_step_scaled_sum = ({r: np.zeros((len(units), num_queries), dtype=np.float64)
+                                      for r in WORD_REDUCTIONS} if normalize == "per-step" else None)
         self.wins = np.zeros((num_queries, num_tokens), dtype=np.int32)
         self.head_sums: dict[str, np.ndarray] = {}  # per-head summaries summed over the steps that have them
         self.head_count = 0
@@ -209,12 +219,14 @@ class Accumulator:
                            / max(self._previous.sum(dtype=np.float64), 1e-30))
         self._previous = a
 
-        units = (a @ self.membership).T  # (U, Q): each word's map is the sum of its tokens' maps
-        self.unit_sum += units
+        unit_token_maps = a[:, self.unit_tokens]  # (Q, K) the maps of the units' tokens
+        self.token_map_sum += unit_token_maps
         if self.unit_step_scaled_sum is not None:
-            step_max = float(units.max()) if units.size else 0.0
-            if step_max > 0:
-                self.unit_step_scaled_sum += units / step_max
+            for reduction, total in self.unit_step_scaled_sum.items():
+                units = self.reduce_units(unit_token_maps, reduction)
+                step_max = float(units.max()) if units.size else 0.0
+                if step_max > 0:
+                    total += units / step_max
         heatmap = downsample_rows(a, self.row_starts).astype(np.float32)
         if self.layer_token_mass_sum is None:
             self.layer_token_mass_sum = np.zeros_like(data.layer_token_mass, dtype=np.float64)
@@ -261,14 +273,29 @@ class Accumulator:
         """Mean over locations of the fraction of steps in which the location's modal winner wins."""
         return float(self.wins.max(axis=1).mean() / max(self.count, 1))
 
-    def unit_maps(self, step_scaled: bool = False) -> np.ndarray:
-        """(U, Q) per-word maps M_w, the mean over the analysed steps; ``step_scaled``: the mean of the steps'
-        maps each scaled to its step's maximum (kept only for ``normalize="per-step"``)."""
+    def reduce_units(self, token_maps: np.ndarray, reduction: str) -> np.ndarray:
+        """(U, Q) each unit's map from the maps (Q, K) of the units' tokens (``self.unit_tokens``):
+        the sum, mean or max over the unit's sub-tokens (see :data:`WORD_REDUCTIONS`)."""
+        if reduction not in WORD_REDUCTIONS:
+            raise ValueError(f"unknown word reduction {reduction!r}; choose from {', '.join(WORD_REDUCTIONS)}")
+        maps = np.zeros((len(self.units), token_maps.shape[0]), dtype=np.float64)
+        for u, columns in enumerate(self._unit_columns):
+            if columns.size == 0:
+                continue
+            values = token_maps[:, columns]
+            maps[u] = (values.sum(axis=1, dtype=np.float64) if reduction == "sum"
+                       else values.mean(axis=1, dtype=np.float64) if reduction == "mean" else values.max(axis=1))
+        return maps
+
+    def unit_maps(self, step_scaled: bool = False, reduction: str = "sum") -> np.ndarray:
+        """(U, Q) per-word maps M_w, the mean over the analysed steps of each word's tokens' maps, reduced over the
+        word's sub-tokens by ``reduction`` (sum, mean or max: the max of the step-mean token maps); ``step_scaled``:
+        the mean of the steps' maps each scaled to its step's maximum (kept only for ``normalize="per-step"``)."""
         if step_scaled:
             if self.unit_step_scaled_sum is None:
                 raise ValueError('per-step maps were not kept: build the Accumulator with normalize="per-step"')
-            return self.unit_step_scaled_sum / max(self.count, 1)
-        return self.unit_sum / max(self.count, 1)
+            return self.unit_step_scaled_sum[reduction] / max(self.count, 1)
+        return self.reduce_units(self.token_map_sum / max(self.count, 1), reduction)
 
     def layer_profile(self) -> np.ndarray:
         """(L, T) mean over steps of each layer's token mass."""
@@ -285,8 +312,9 @@ class Accumulator:
 
 # --- after the pass ---------------------------------------------------------------------
 
-def word_maps(stats: Accumulator, grid: tuple[int, int, int]) -> np.ndarray:
-    """(units, F', H', W') per-word maps in [0, 1], scaled as ``stats.normalize`` (``--normalize``) says.
+def word_maps(stats: Accumulator, grid: tuple[int, int, int], reduction: str = "sum") -> np.ndarray:
+    """(units, F', H', W') per-word maps in [0, 1], each word's sub-token maps reduced by ``reduction``
+    (``--word-reduction``), scaled as ``stats.normalize`` (``--normalize``) says.
 
     The one place the mode is applied:
     global: one scale for every word and frame, so words compare with each other.
@@ -296,7 +324,7 @@ def word_maps(stats: Accumulator, grid: tuple[int, int, int]) -> np.ndarray:
     per-word: each word on its own scale over all its frames.
     """
     mode = stats.normalize  # one of options.NORMALIZE_MODES: Options.check has refused any other
-    maps = stats.unit_maps(step_scaled=mode == "per-step").reshape(-1, *grid)
+    maps = stats.unit_maps(step_scaled=mode == "per-step", reduction=reduction).reshape(-1, *grid)
     if mode == "per-frame":
         scale = maps.max(axis=(2, 3))
     elif mode == "per-word":
@@ -308,13 +336,18 @@ def word_maps(stats: Accumulator, grid: tuple[int, int, int]) -> np.ndarray:
 
 
 def segment_winners(stats: Accumulator, grid: tuple[int, int, int]) -> np.ndarray:
-    """(F', H', W') the winning unit of each location: argmax_w M_w[q] of the unscaled step-mean word maps.
+    """(F', H', W') the winning unit of each location: argmax_w M_w[q] of the unscaled step-mean word maps,
+    each the max over the word's sub-tokens (:data:`SEGMENTATION_REDUCTION`).
 
     Deliberately independent of ``--normalize``: a per-word or per-frame scale would let a
     word with little attention win wherever its own maximum is, so the segmentation always
-    compares the words' actual mass (the report's "Segment share" says so).
+    compares the words' actual attention (the report's "Segment share" says so). And
+    independent of ``--word-reduction``: the sum would let a word win for being split into
+    more tokens, the mean would make it lose for a weakly attended piece (a plural "s");
+    the max compares each word's most attended token, whatever the split: a location goes
+    to the word of the token with the most step-mean attention there.
     """
-    return np.argmax(stats.unit_maps().reshape(-1, *grid), axis=0)
+    return np.argmax(stats.unit_maps(reduction=SEGMENTATION_REDUCTION).reshape(-1, *grid), axis=0)
 
 
 def segment_share(winners: np.ndarray, num_units: int) -> np.ndarray:
@@ -322,9 +355,11 @@ def segment_share(winners: np.ndarray, num_units: int) -> np.ndarray:
     return np.bincount(winners.ravel(), minlength=num_units) / winners.size
 
 
-def layer_profile(stats: Accumulator) -> np.ndarray:
-    """(layers, units) each layer's word attention (its token mass summed per unit), each row divided by its sum."""
-    profile = stats.layer_profile() @ stats.membership.astype(np.float64)
+def layer_profile(stats: Accumulator, reduction: str = "sum") -> np.ndarray:
+    """(layers, units) each layer's word attention (its token masses reduced per unit by ``reduction``, as the
+    word maps are), each row divided by its sum."""
+    masses = stats.layer_profile()  # (L, T)
+    profile = stats.reduce_units(masses[:, stats.unit_tokens], reduction).T  # (L, U)
     return profile / np.maximum(profile.sum(axis=1, keepdims=True), 1e-30)
 
 
@@ -362,6 +397,6 @@ def conclude(selection: Selection, stats: Accumulator, steps: list[Step], skippe
     return Analysis(selection=selection, steps=tuple(steps), stats=stats,
                     heads=tuple(rank_heads(means["entropy"], means["token_mass"], means["padding"],
                                            selection.layer_blocks)),
-                    layer_profile=layer_profile(stats) if separate else None,
+                    layer_profile=layer_profile(stats, selection.options.word_reduction) if separate else None,
                     winners=winners, segment_share=segment_share(winners, len(selection.units)),
                     skipped=tuple(skipped), started=started)

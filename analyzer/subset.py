@@ -166,6 +166,7 @@ def subset_store(location, out, *, steps=None, layers=None, layer_mean: bool = F
         branches=tuple(BranchLayout(b, int(src[schema.attention(b).path].shape[-1]), src[b].attrs.asdict(),
                                     tuple(int(t) for t in src[schema.token_ids(b).path][...])) for b in branches),
         video_shape=tuple(int(n) for n in video_array.shape),
+        step_indices=tuple(kept_indices),  # the step coordinate: the pipeline steps kept, whatever the stride
         attributes={**{k: v for k, v in attrs.items() if k not in _NOT_COPIED}, Attr.RECORD_OPTIONS: record,
                     Attr.SUBSET_OF: subset_of},
     )
@@ -198,6 +199,11 @@ def _copy(src, dst, kept, layer_positions, branches, mean: bool, bits: int | Non
     maps = {(name, b): (src[_spec(name, b).path], writable(_spec(name, b).path)) for name in _MAPS for b in branches}
     heads = {(name, b): (src[_spec(name, b).path], writable(_spec(name, b).path)) for name in _HEADS for b in branches}
     step_arrays = {spec.path: (src[spec.path], writable(spec.path)) for spec in schema.STEP_ARRAYS}
+    # schema 1.3: each branch's timestep, sigma and expert coordinates, copied from the root step arrays
+    step_coordinates = [(root_spec.path, writable(coord.path)) for b in branches
+                        for coord, root_spec in zip(schema.step_coordinates(b),
+                                                    (schema.STEP_TIMESTEP, schema.STEP_SIGMA, schema.STEP_EXPERT))
+                        if coord.path in dst]
     frames = [] if written is None else [int(i) for i in np.flatnonzero(written)]
     bar = tqdm(total=len(kept) + len(frames), desc="wan-analyze subset", unit="step", file=sys.stderr,
                disable=not progress, leave=False)
@@ -228,6 +234,8 @@ def _copy(src, dst, kept, layer_positions, branches, mean: bool, bits: int | Non
                 if spec is not schema.STEP_COMPLETE:
                     a, b = step_arrays[spec.path]
                     b[position] = a[source]
+            for root_path, b in step_coordinates:
+                b[position] = step_arrays[root_path][0][source]
             step_arrays[schema.STEP_COMPLETE.path][1][position] = True  # last: the step's chunks are written
             bar.update(1)
         a, b = src[schema.VIDEO.path], writable(schema.VIDEO.path)

@@ -160,7 +160,8 @@ def word_views(ctx: Context) -> WordViews:
     def make() -> WordViews:
         analysis = ctx.analysis
         animations, sheet = ctx.selected("words"), ctx.selected("word_sheet")
-        maps = statistics.word_maps(analysis.stats, analysis.view.grid) if animations or sheet else None
+        maps = (statistics.word_maps(analysis.stats, analysis.view.grid, analysis.options.word_reduction)
+                if animations or sheet else None)
         views = WordViews(analysis.view, analysis.units, maps, ctx.options, ctx.out, ctx.encoders, animations, sheet)
         return ctx.closing.enter_context(views)
 

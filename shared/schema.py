@@ -20,6 +20,20 @@ written exactly when their status is "complete".
 (a remote reader gets every group's and array's metadata in one request), and the
 attribute ``subset_of`` on a store that ``wan-analyze subset`` cut from another (such a
 store may leave the video out: then no frame is written although its status is final).
+
+1.3 added: coordinate arrays in each branch group, so that xarray (``xr.open_zarr(store,
+group="cond")``) labels every axis with nothing else to read. Arrays named after a dimension
+are its index: ``step`` (the pipeline step index), ``layer`` (the transformer block, or -1 for
+the mean over layers), ``frame`` (latent frame), ``y``, ``x`` and ``token`` (the token's text
+without the tokenizer's word marker; two equal texts give a non-unique index, and
+``.sel(token="a")`` then returns both). Along them: ``timestep``, ``sigma``, ``expert``
+(written with each step), ``frame_first_pixel``/``frame_last_pixel`` (the pixel frames a
+latent frame covers), and ``word`` (the text of the word a token belongs to), ``word_index``
+and ``token_index`` (the token's position, the unique label). Each data array's attribute
+``coordinates`` names the non-index coordinates along its axes, as CF readers expect. The
+text coordinates are zarr v3 variable-length UTF-8 strings (data type ``string``): zarr-python
+and xarray read them; tensorstore (and an HDF5 export) cannot, and read every numeric array.
+The root ``steps/*`` arrays stay as they are; stores of 1.0-1.2 have no coordinates.
 """
 
 from __future__ import annotations
@@ -29,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SCHEMA_NAME = "wan-attention-store"
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 SCHEMA_MAJOR = int(SCHEMA_VERSION.split(".")[0])
 
 # Recording status, in the root attribute STATUS.
@@ -131,6 +145,107 @@ def token_ids(branch: str) -> ArraySpec:
 def branch_arrays(branch: str) -> tuple[ArraySpec, ...]:
     return (attention(branch), padding_mass(branch), head_entropy(branch), head_token_mass(branch),
             head_padding_mass(branch), token_ids(branch))
+
+
+# --- coordinates of a branch group (since 1.3): what xarray labels the axes with ---------
+COORDINATES_SINCE = (1, 3)
+# zarr v3 variable-length UTF-8 ("string"): zarr-python and xarray read it; tensorstore does not.
+TEXT = "string"
+# The name an xarray reader sees on each data array: the coordinates along its axes that are no index.
+COORDINATES_ATTRIBUTE = "coordinates"
+
+
+def _coordinate(branch: str, name: str, dtype: str, dim: str, fill, description: str) -> ArraySpec:
+    return ArraySpec(f"{branch}/{name}", dtype, (dim,), fill, description)
+
+
+def step_coordinate(branch: str) -> ArraySpec:
+    return _coordinate(branch, DIM_STEP, "int32", DIM_STEP, -1,
+                       "index of the step in the pipeline's loop: the step axis's label (planned at creation)")
+
+
+def timestep_coordinate(branch: str) -> ArraySpec:
+    return _coordinate(branch, "timestep", "float32", DIM_STEP, float("nan"),
+                       "scheduler timestep t of the step (written with the step)")
+
+
+def sigma_coordinate(branch: str) -> ArraySpec:
+    return _coordinate(branch, "sigma", "float32", DIM_STEP, float("nan"),
+                       "scheduler sigma of the step (written with the step)")
+
+
+def expert_coordinate(branch: str) -> ArraySpec:
+    return _coordinate(branch, "expert", "int8", DIM_STEP, -1,
+                       "which transformer ran the step: 0 high noise, 1 low noise (written with the step)")
+
+
+def layer_coordinate(branch: str) -> ArraySpec:
+    return _coordinate(branch, DIM_LAYER, "int32", DIM_LAYER, -2,
+                       "transformer block of the layer entry; -1 for the mean over layers")
+
+
+def frame_coordinate(branch: str) -> ArraySpec:
+    return _coordinate(branch, DIM_FRAME, "int32", DIM_FRAME, -1, "latent frame")
+
+
+def frame_first_pixel(branch: str) -> ArraySpec:
+    return _coordinate(branch, "frame_first_pixel", "int32", DIM_FRAME, -1,
+                       "first pixel frame of the video the latent frame covers")
+
+
+def frame_last_pixel(branch: str) -> ArraySpec:
+    return _coordinate(branch, "frame_last_pixel", "int32", DIM_FRAME, -1,
+                       "last pixel frame of the video the latent frame covers (inclusive)")
+
+
+def y_coordinate(branch: str) -> ArraySpec:
+    return _coordinate(branch, DIM_Y, "int32", DIM_Y, -1, "row of the latent token grid")
+
+
+def x_coordinate(branch: str) -> ArraySpec:
+    return _coordinate(branch, DIM_X, "int32", DIM_X, -1, "column of the latent token grid")
+
+
+def token_coordinate(branch: str) -> ArraySpec:
+    return _coordinate(branch, DIM_TOKEN, TEXT, DIM_TOKEN, "",
+                       "the token's text without the tokenizer's word marker (not unique: 'a' may come twice)")
+
+
+def word_coordinate(branch: str) -> ArraySpec:
+    return _coordinate(branch, "word", TEXT, DIM_TOKEN, "", "text of the word the token belongs to")
+
+
+def word_index_coordinate(branch: str) -> ArraySpec:
+    return _coordinate(branch, "word_index", "int32", DIM_TOKEN, -1,
+                       "index of the word the token belongs to (into the group's words attribute)")
+
+
+def token_index_coordinate(branch: str) -> ArraySpec:
+    return _coordinate(branch, "token_index", "int32", DIM_TOKEN, -1, "position of the token: its unique label")
+
+
+def step_coordinates(branch: str) -> tuple[ArraySpec, ...]:
+    """Along the step axis, written with each step (besides ``step``, planned at creation)."""
+    return (timestep_coordinate(branch), sigma_coordinate(branch), expert_coordinate(branch))
+
+
+def coordinate_arrays(branch: str) -> tuple[ArraySpec, ...]:
+    """Every coordinate array of a branch group, index coordinates (named after their dimension) first."""
+    return (step_coordinate(branch), layer_coordinate(branch), frame_coordinate(branch), y_coordinate(branch),
+            x_coordinate(branch), token_coordinate(branch), *step_coordinates(branch), frame_first_pixel(branch),
+            frame_last_pixel(branch), word_coordinate(branch), word_index_coordinate(branch),
+            token_index_coordinate(branch))
+
+
+def auxiliary_coordinates(branch: str, dims: tuple[str, ...]) -> list[str]:
+    """The names of the non-index coordinates along ``dims``: a data array's ``coordinates`` attribute."""
+    return [spec.path.split("/")[-1] for spec in coordinate_arrays(branch)
+            if spec.path.split("/")[-1] != spec.dims[0] and spec.dims[0] in dims]
+
+
+def token_text(token: str) -> str:
+    """A token's text as the ``token`` coordinate holds it: without the tokenizer's word marker."""
+    return str(token).replace("\u2581", "")
 
 
 # --- attributes -------------------------------------------------------------------------

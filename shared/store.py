@@ -66,7 +66,7 @@ class BranchLayout:
 
     name: str
     num_tokens: int
-    attributes: dict = field(default_factory=dict)
+    attributes: dict = field(default_factory=dict)  # its TOKENS and WORDS (when given) label the token axis
     token_ids: tuple[int, ...] | None = None
 
 
@@ -81,12 +81,29 @@ class StoreLayout:
     branches: tuple[BranchLayout, ...]
     video_shape: tuple[int, int, int, int]  # (frames, height, width, 3)
     attributes: dict = field(default_factory=dict)
+    # The pipeline step of each position on the step axis (the ``step`` coordinate); None: the planned
+    # steps, 0, k, 2k, ... for the step_stride k of the record options.
+    step_indices: tuple[int, ...] | None = None
 
 
-def _create(group: zarr.Group, spec: schema.ArraySpec, shape, chunks, compressors=SMALL_COMPRESSORS):
-    return group.create_array(spec.path, shape=shape, chunks=chunks, dtype=spec.dtype,
+def _create(group: zarr.Group, spec: schema.ArraySpec, shape, chunks, compressors=SMALL_COMPRESSORS,
+            attributes: dict | None = None):
+    return group.create_array(spec.path, shape=shape, chunks=chunks, dtype=_zarr_dtype(spec.dtype),
                               fill_value=spec.fill_value, dimension_names=spec.dims,
-                              compressors=compressors)
+                              compressors=compressors, attributes=attributes)
+
+
+def _zarr_dtype(dtype: str):
+    """The data type zarr is given for a spec's dtype: ``schema.TEXT`` is zarr v3's variable-length UTF-8."""
+    return str if dtype == schema.TEXT else dtype
+
+
+def _dtype_matches(array: zarr.Array, dtype: str) -> bool:
+    if dtype == schema.TEXT:
+        from zarr.core.dtype import VariableLengthUTF8
+
+        return isinstance(array.metadata.data_type, VariableLengthUTF8)
+    return np.dtype(array.dtype) == np.dtype(dtype)
 
 
 @dataclass(frozen=True)
@@ -432,6 +449,91 @@ def _initial_attributes(layout: StoreLayout, owner: dict) -> dict:
     }
 
 
+def _coordinates_attribute(branch: str, spec: schema.ArraySpec) -> dict:
+    """The ``coordinates`` attribute of a data array: its non-index coordinates, for xarray (CF)."""
+    return {schema.COORDINATES_ATTRIBUTE: " ".join(schema.auxiliary_coordinates(branch, spec.dims))}
+
+
+def _step_indices(layout: StoreLayout) -> list[int]:
+    if layout.step_indices is not None:
+        if len(layout.step_indices) != layout.num_steps:
+            raise ValueError(f"{len(layout.step_indices)} step indices for {layout.num_steps} steps")
+        return [int(i) for i in layout.step_indices]
+    options = layout.attributes.get(Attr.RECORD_OPTIONS)
+    stride = options.get(schema.RecordOption.STEP_STRIDE, 1) if isinstance(options, dict) else 1
+    stride = stride if isinstance(stride, int) and not isinstance(stride, bool) and stride >= 1 else 1
+    return schema.recorded_steps(layout.num_steps * stride, stride)
+
+
+def _pixel_spans(layout: StoreLayout) -> list[tuple[int, int]]:
+    """The pixel frames each latent frame covers: the latent_grid attribute's, or Wan's rule (factor 4)."""
+    from shared.grid import pixel_frames_of_latent
+
+    frames = layout.grid[0]
+    grid = layout.attributes.get(Attr.LATENT_GRID)
+    grid = grid if isinstance(grid, dict) else {}
+    spans = grid.get(schema.GridKey.PIXEL_FRAMES)
+    try:
+        spans = [(int(a), int(b)) for a, b in spans]
+        if len(spans) == frames:
+            return spans
+    except (TypeError, ValueError):
+        pass
+    factor = grid.get(schema.GridKey.VAE_SCALE_TEMPORAL)
+    factor = factor if isinstance(factor, int) and not isinstance(factor, bool) and factor >= 1 else 4
+    return [(int(a), int(b)) for a, b in pixel_frames_of_latent(frames, factor)]
+
+
+def token_labels(num_tokens: int, attributes: dict) -> tuple[list[str], list[str], list[int]]:
+    """(token text, word text, word index) per token, from a branch's TOKENS and WORDS attributes.
+
+    Without them (a layout that names no tokens) every text is "" and every token its own word.
+    """
+    tokens = attributes.get(schema.BranchAttr.TOKENS)
+    texts = [schema.token_text(t) for t in tokens] if isinstance(tokens, (list, tuple)) \
+        and len(tokens) == num_tokens else [""] * num_tokens
+    word_text, word_index = [""] * num_tokens, list(range(num_tokens))
+    words = attributes.get(schema.BranchAttr.WORDS)
+    if isinstance(words, (list, tuple)):
+        for w, word in enumerate(words):
+            if not isinstance(word, dict):
+                continue
+            for t in word.get("tokens") or ():
+                if isinstance(t, int) and 0 <= t < num_tokens:
+                    word_text[t], word_index[t] = str(word.get("text", "")), w
+    return texts, word_text, word_index
+
+
+def _create_coordinates(root: zarr.Group, layout: StoreLayout, branch: BranchLayout) -> None:
+    """A branch's coordinate arrays (schema 1.3): all but the per-step ones are known, and written, now."""
+    f, h, w = layout.grid
+    texts, word_text, word_index = token_labels(branch.num_tokens, branch.attributes)
+    spans = _pixel_spans(layout)
+    values = {
+        schema.step_coordinate: _step_indices(layout),
+        schema.layer_coordinate: list(layout.layer_blocks),
+        schema.frame_coordinate: list(range(f)),
+        schema.frame_first_pixel: [a for a, _ in spans],
+        schema.frame_last_pixel: [b for _, b in spans],
+        schema.y_coordinate: list(range(h)),
+        schema.x_coordinate: list(range(w)),
+        schema.token_coordinate: texts,
+        schema.word_coordinate: word_text,
+        schema.word_index_coordinate: word_index,
+        schema.token_index_coordinate: list(range(branch.num_tokens)),
+    }
+    values = {make(branch.name).path: v for make, v in values.items()}
+    lengths = {schema.DIM_STEP: layout.num_steps, schema.DIM_LAYER: len(layout.layer_blocks), schema.DIM_FRAME: f,
+               schema.DIM_Y: h, schema.DIM_X: w, schema.DIM_TOKEN: branch.num_tokens}
+    for spec in schema.coordinate_arrays(branch.name):
+        n = lengths[spec.dims[0]]
+        array = _create(root, spec, (n,), (max(n, 1),))
+        if spec.path in values and n:
+            # written even when equal to the fill value: an absent chunk would mean "lost"
+            array.with_config({"write_empty_chunks": True})[:] = np.asarray(
+                values[spec.path], dtype=object if spec.dtype == schema.TEXT else spec.dtype)
+
+
 def _create_layout(root: zarr.Group, layout: StoreLayout) -> zarr.Group:
     n_steps, n_layers = layout.num_steps, len(layout.layer_blocks)
     for spec in schema.STEP_ARRAYS:
@@ -442,20 +544,25 @@ def _create_layout(root: zarr.Group, layout: StoreLayout) -> zarr.Group:
     f, h, w = layout.grid
     for branch in layout.branches:
         t = branch.num_tokens
-        root.create_group(branch.name, attributes=branch.attributes)
+        name = branch.name
+        root.create_group(name, attributes=branch.attributes)
+        coords = {spec.path: _coordinates_attribute(name, spec) for spec in schema.branch_arrays(name)}
         shape = (n_steps, n_layers, f, h, w, t)
-        _create(root, schema.attention(branch.name), shape,
-                schema.attention_chunks(shape, "float16"), ATTENTION_COMPRESSORS)
+        spec = schema.attention(name)
+        _create(root, spec, shape, schema.attention_chunks(shape, "float16"), ATTENTION_COMPRESSORS, coords[spec.path])
         shape = (n_steps, n_layers, f, h, w)
-        _create(root, schema.padding_mass(branch.name), shape,
-                schema.attention_chunks(shape, "float16"), ATTENTION_COMPRESSORS)
+        spec = schema.padding_mass(name)
+        _create(root, spec, shape, schema.attention_chunks(shape, "float16"), ATTENTION_COMPRESSORS, coords[spec.path])
         per_head = (n_steps, n_layers, layout.num_heads)
-        _create(root, schema.head_entropy(branch.name), per_head, (1, n_layers, layout.num_heads))
-        _create(root, schema.head_padding_mass(branch.name), per_head, (1, n_layers, layout.num_heads))
-        _create(root, schema.head_token_mass(branch.name), (*per_head, t), (1, n_layers, layout.num_heads, t))
-        ids = _create(root, schema.token_ids(branch.name), (t,), (t,))
+        for spec in (schema.head_entropy(name), schema.head_padding_mass(name)):
+            _create(root, spec, per_head, (1, n_layers, layout.num_heads), attributes=coords[spec.path])
+        spec = schema.head_token_mass(name)
+        _create(root, spec, (*per_head, t), (1, n_layers, layout.num_heads, t), attributes=coords[spec.path])
+        spec = schema.token_ids(name)
+        ids = _create(root, spec, (t,), (t,), attributes=coords[spec.path])
         if branch.token_ids is not None:
             ids[:] = np.asarray(branch.token_ids, dtype=np.int32)
+        _create_coordinates(root, layout, branch)
 
     _create(root, schema.VIDEO, layout.video_shape, schema.video_chunks(layout.video_shape), VIDEO_COMPRESSORS)
     frames = layout.video_shape[0]
@@ -609,8 +716,11 @@ def store_arrays(attrs: dict) -> list[schema.ArraySpec]:
     expected = [*schema.STEP_ARRAYS, schema.LAYER_BLOCK, schema.VIDEO]
     if schema.version_tuple(attrs[Attr.SCHEMA_VERSION]) >= schema.VIDEO_WRITTEN_SINCE:
         expected.append(schema.VIDEO_WRITTEN)
+    coordinates = schema.version_tuple(attrs[Attr.SCHEMA_VERSION]) >= schema.COORDINATES_SINCE
     for branch in attrs[Attr.RECORD_OPTIONS][schema.RecordOption.BRANCHES]:
         expected += schema.branch_arrays(branch)
+        if coordinates:
+            expected += schema.coordinate_arrays(branch)
     return expected
 
 
@@ -626,6 +736,7 @@ def _checked_array(root: zarr.Group, spec: schema.ArraySpec, location: str, chec
         array = root[spec.path]
         dims = tuple(array.metadata.dimension_names or ())
         dtype = np.dtype(array.dtype)
+        dtype_ok = _dtype_matches(array, spec.dtype)
         chunks = tuple(int(c) for c in array.chunks)
         codecs = [type(c).__name__ for c in array.metadata.codecs]
     except KeyError:
@@ -634,7 +745,7 @@ def _checked_array(root: zarr.Group, spec: schema.ArraySpec, location: str, chec
         raise StoreError(f"{location}: the metadata of {spec.path} is unreadable ({reason(exc)})") from None
     if dims != spec.dims:
         raise StoreError(f"{location}: {spec.path} has dimensions {list(dims)}, expected {list(spec.dims)}")
-    if dtype != np.dtype(spec.dtype):
+    if not dtype_ok:
         raise StoreError(f"{location}: {spec.path} has data type {dtype}, expected {spec.dtype}")
     if any(c < 1 for c in chunks) or int(np.prod(chunks, dtype=np.float64)) * dtype.itemsize > MAX_KEY_BYTES:
         raise StoreError(f"{location}: {spec.path} declares chunks of {list(chunks)}, beyond what a store holds")
@@ -697,6 +808,10 @@ def _check_shapes(arrays: dict, branches: list[str], attrs: dict, location: str)
             fail(f"{schema.head_entropy(branch).path} has shape {list(heads)}, expected [{s}, {l}, heads <= {MAX_HEADS}]")
         expected[schema.head_padding_mass(branch)] = heads
         expected[schema.head_token_mass(branch)] = (*heads, t)
+        if schema.step_coordinate(branch).path in arrays:  # schema 1.3
+            lengths = {schema.DIM_STEP: s, schema.DIM_LAYER: l, schema.DIM_FRAME: f, schema.DIM_Y: h, schema.DIM_X: w,
+                       schema.DIM_TOKEN: t}
+            expected.update({spec: (lengths[spec.dims[0]],) for spec in schema.coordinate_arrays(branch)})
         for spec, shape in expected.items():
             if shape_of(spec) != shape:
                 fail(f"{spec.path} has shape {list(shape_of(spec))}, expected {list(shape)}")

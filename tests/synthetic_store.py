@@ -111,20 +111,19 @@ def write_store(path, spec: Synthetic) -> dict:
         },
         **spec.attributes,
     }
+    words = group_token_strings(spec.tokens)
+    # the branch attributes at creation, as the recorder gives them: they label the token axis (schema 1.3)
+    branch_attrs = {BranchAttr.PROMPT: spec.prompt, BranchAttr.TOKENS: spec.tokens, BranchAttr.WORDS: words,
+                    BranchAttr.NUM_KEYS: 512, BranchAttr.NUM_REAL_TOKENS: n_tokens}
     layout = StoreLayout(
         num_steps=spec.num_steps, layer_blocks=spec.layer_blocks, grid=spec.grid, num_heads=spec.num_heads,
-        branches=tuple(BranchLayout(b, n_tokens) for b in spec.branches),
+        branches=tuple(BranchLayout(b, n_tokens, dict(branch_attrs), tuple(range(100, 100 + n_tokens)))
+                       for b in spec.branches),
         video_shape=(n_frames, height, width, 3), attributes=attrs)
     root = create_store(path, layout)
     att, pad = attention_of(spec)
     entropy = head_entropy_of(spec)
     complete = spec.complete if spec.complete is not None else [True] * spec.num_steps
-    words = group_token_strings(spec.tokens)
-    for branch in spec.branches:
-        group = root[branch]
-        group.attrs.update({BranchAttr.PROMPT: spec.prompt, BranchAttr.TOKENS: spec.tokens, BranchAttr.WORDS: words,
-                            BranchAttr.NUM_KEYS: 512, BranchAttr.NUM_REAL_TOKENS: n_tokens})
-        root[schema.token_ids(branch).path][:] = np.arange(n_tokens) + 100
     for s, done in enumerate(complete):
         if not done:
             continue
@@ -133,6 +132,10 @@ def write_store(path, spec: Synthetic) -> dict:
         root[schema.STEP_SIGMA.path][s] = 1.0 - s / spec.num_steps
         root[schema.STEP_EXPERT.path][s] = 0 if s < spec.num_steps / 2 else 1
         for branch in spec.branches:
+            if schema.timestep_coordinate(branch).path in root:  # schema 1.3: the coordinates along step
+                for coord, root_spec in zip(schema.step_coordinates(branch),
+                                            (schema.STEP_TIMESTEP, schema.STEP_SIGMA, schema.STEP_EXPERT)):
+                    root[coord.path][s] = root[root_spec.path][s]
             root[schema.attention(branch).path][s] = att[s]
             root[schema.padding_mass(branch).path][s] = pad[s]
             root[schema.head_entropy(branch).path][s] = entropy[s]

@@ -8,7 +8,20 @@ to the tuple below (or call :func:`register` from your own code): the command li
 
 from __future__ import annotations
 
-from analyzer.outputs import animation, heads, layers, montage, padding, report, segmentation, steps, word_sheet, words
+from analyzer.outputs import (
+    animation,
+    heads,
+    layers,
+    montage,
+    padding,
+    report,
+    segmentation,
+    statistics,
+    steps,
+    video,
+    word_sheet,
+    words,
+)
 from analyzer.outputs.registry import (
     Context,
     Later,
@@ -28,5 +41,7 @@ from analyzer.outputs.registry import (
 __all__ = ["Context", "Later", "Output", "Plan", "StepJob", "Written", "describe", "finish", "names", "register",
            "registered", "select", "unregister"]
 
-for _kind in (montage, animation, word_sheet, segmentation, padding, layers, heads, steps, words, report):
+# statistics comes just before the report, which links its files
+for _kind in (montage, animation, word_sheet, segmentation, padding, layers, heads, steps, words, video, statistics,
+              report):
     register(_kind.OUTPUT)

@@ -25,17 +25,23 @@ from shared.schema import Attr, GridKey
 
 REPORT = "attention_analysis_report.md"  # the classic name, kept from the original WAN attention-visualization feature
 TOP_HEADS = 5
-_PICTURE_SUFFIXES = {*IMAGE_FORMATS, *ANIMATION_FORMATS}  # shown in the report; other files are linked
+# shown in the report; other files (an MP4, which Markdown cannot show) are linked
+_PICTURE_SUFFIXES = {*IMAGE_FORMATS, *ANIMATION_FORMATS} - {"mp4"}
 
 DEFINITIONS = [
     ("Attention A[q, t]", "the softmax probability that video query q (latent frame, y, x) gives text token t, "
      "averaged over the analysed layers (and over the recorded heads, as stored)."),
     ("Token mass", "m_t = (1/Q) \u2211_q A[q, t], the mean attention token t receives over the Q queries of a step; "
      "its share is m_t / \u2211_t' m_t'."),
-    ("Word mass", "the sum of the token masses of the word's sub-word tokens, m_w = \u2211_{t \u2208 w} m_t. "
-     "A word's map is likewise the sum of its tokens' maps, so a word the tokenizer splits into many "
-     "sub-word tokens collects more mass than a one-token word whose tokens are attended alike; compare "
-     "words of different token counts with that in mind (the Tokens column shows the split)."),
+    ("Word mass", "the sum of the token masses of the word's sub-word tokens, m_w = \u2211_{t \u2208 w} m_t: the "
+     "probability the word receives. A word the tokenizer splits into many sub-word tokens collects more mass "
+     "than a one-token word whose tokens are attended alike; compare words of different token counts with that in "
+     "mind (the Tokens column shows the split)."),
+    ("Word map", "M_w[q] = R_{t \u2208 w} (1/N) \u2211_s A_s[q, t], the step-mean maps of the word's sub-word tokens "
+     "reduced by R, the word reduction (--word-reduction: max, mean or sum; the default max is the map of the "
+     "word's most attended piece, so a word neither gains from being split into more tokens, as with sum, nor "
+     "loses for a weakly attended piece, as with mean). The per-word overlays, the contact sheet and the layer "
+     "profile use it."),
     ("Text entropy", "H = (1/Q) \u2211_q H_q with H_q = \u2212\u2211_t p_qt ln p_qt and "
      "p_qt = A[q, t] / \u2211_t' A[q, t'], "
      "in nats: how spread each query's attention over the text tokens is (0 = one token, ln T = uniform)."),
@@ -50,12 +56,17 @@ DEFINITIONS = [
      "a token's location win share is (number of (step, location) pairs with w_q = t) / (steps × Q)."),
     ("Winner stability", "(1/Q) ∑_q max_t n_qt / N, where n_qt counts the analysed steps in which token t "
      "wins location q and N is the number of analysed steps."),
-    ("Segment share", "the fraction of latent locations q whose winning word argmax_w M_w[q] is w, with "
-     "M_w[q] = (1/N) ∑_s ∑_{t ∈ w} A_s[q, t] the step-mean word map, unscaled: the segmentation compares "
-     "the words' attention itself, whatever --normalize (which scales only the overlays' colours)."),
+    ("Segment share", "the fraction of latent locations q whose winning word argmax_w S_w[q] is w, with "
+     "S_w[q] = max_{t \u2208 w} (1/N) \u2211_s A_s[q, t], the step-mean map of the word's most attended token, "
+     "unscaled: the segmentation compares the words' attention itself, whatever --normalize (which scales only "
+     "the overlays' colours), and always takes the max over a word's tokens, whatever --word-reduction, so that "
+     "no word wins a location for being split into more tokens."),
     ("Head entropy", "E_lh = (1/N) ∑_s e_slh, the recorder's per-head mean over queries of the entropy over "
      "all keys (pad keys included) averaged over the N analysed steps; the lowest is the most focused head."),
 ]
+
+
+_REDUCTION_WORDS = {"max": "maximum", "mean": "mean", "sum": "sum"}
 
 
 def _f(value: float | None, digits: int = 4) -> str:
@@ -227,7 +238,11 @@ def build_report(analysis: Analysis, written: dict[str, Written], root: Path) ->
     lines += ["## Per-word maps and segmentation", "",
               f"Colour scale of the per-word overlays (--normalize): {md(analysis.options.normalize)}. The "
               f"segmentation does not depend on it: a location's winning word is the one with the most step-mean "
-              f"attention there (see Segment share).", ""]
+              f"attention there (see Segment share).", "",
+              f"Word reduction (--word-reduction): {md(analysis.options.word_reduction)}: each word's map is the "
+              f"{_REDUCTION_WORDS.get(analysis.options.word_reduction, md(analysis.options.word_reduction))} of its "
+              f"sub-word tokens' maps (see Word map). The segmentation always takes the max over a word's tokens, "
+              f"so that no word wins for being split into more tokens.", ""]
     lines += _video_note(view)
     rows = [[md(u.label), u.kind, md(" ".join(tokens[t] for t in u.tokens)), _f(analysis.segment_share[i])]
             for i, u in enumerate(units)]
@@ -241,7 +256,8 @@ def build_report(analysis: Analysis, written: dict[str, Written], root: Path) ->
     lines += _table(["Layer", "Mean", "Min over steps", "Max over steps"], rows)
 
     if analysis.layer_profile is not None:
-        lines += ["## Layer profile", "", "Share of each layer's word attention (rows sum to 1).", ""]
+        lines += ["## Layer profile", "", f"Share of each layer's word attention (each word's token masses reduced "
+                  f"by {md(analysis.options.word_reduction)}, see Word map; rows sum to 1).", ""]
         rows = []
         for i, b in enumerate(analysis.layer_blocks):
             best = int(np.argmax(analysis.layer_profile[i]))
