@@ -14,6 +14,7 @@ from analyzer.errors import AnalyzerError
 from analyzer.options import Options, Selection
 from analyzer.reader import Step, StoreView, Word
 from analyzer.text import ranges
+from shared.words import token_text
 
 _RANGE = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$")
 
@@ -108,7 +109,7 @@ def select_units(view: StoreView, words: str | Iterable[str] | None, tokens: str
     """The per-word views' entries.
 
     words: prompt words by text (case-insensitive; every occurrence of a repeated word).
-    tokens: token indices, or token strings as the store spells them ("\u2581cat").
+    tokens: token indices, or token strings as typed ("cat") or as the store spells them ("\u2581cat").
     Neither: every word of the prompt, special and punctuation words only with ``include_special``.
     """
     word_names = _split(words)
@@ -135,10 +136,12 @@ def select_units(view: StoreView, words: str | Iterable[str] | None, tokens: str
                 raise AnalyzerError(f"token {index} does not exist; tokens are 0..{len(view.tokens) - 1}")
             units.append(Unit(view.tokens[index], (index,), "token", index))
             continue
-        matches = [i for i, t in enumerate(view.tokens) if t == name]
+        # as the store spells it ("\u2581cat"), else as typed ("cat", matching "\u2581cat" and "cat")
+        matches = [i for i, t in enumerate(view.tokens) if t == name] or \
+            [i for i, t in enumerate(view.tokens) if token_text(t) == token_text(name)]
         if not matches:
             raise AnalyzerError(f"token {name!r} is not in the prompt; its tokens are "
-                                f"{', '.join(repr(t) for t in view.tokens)}")
+                                f"{', '.join(repr(token_text(t)) for t in view.tokens)}")
         units.extend(Unit(view.tokens[i], (i,), "token", i) for i in matches)
     return list(dict.fromkeys(units))
 

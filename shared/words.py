@@ -12,6 +12,11 @@ import unicodedata
 WORD_START = "\u2581"  # SentencePiece's marker for "a space came before this piece"
 
 
+def token_text(token: str) -> str:
+    """A token as a person reads it: without the marker ("\u2581cat" -> "cat")."""
+    return token[len(WORD_START):] if token.startswith(WORD_START) else token
+
+
 def is_punctuation(text: str) -> bool:
     text = text.replace(WORD_START, "")
     return bool(text) and all(unicodedata.category(c).startswith("P") for c in text)

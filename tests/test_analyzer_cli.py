@@ -119,3 +119,18 @@ def test_zip_store(store, tmp_path):
     result = run(archive, "-o", tmp_path / "out", "--quiet", "--outputs", "report")
     assert result.exit_code == 0, result.output
     assert "Missing steps: none." in (tmp_path / "out" / "attention_analysis_report.md").read_text()
+
+
+def test_tokens_are_accepted_as_typed_or_as_the_store_spells_them(tmp_path):
+    from synthetic_store import small_spec, write_store
+
+    from analyzer.errors import AnalyzerError
+    from analyzer.reader import StoreView
+    from analyzer.selection import select_units
+
+    write_store(tmp_path / "store", small_spec())  # tokens: ▁a ▁red ▁cat s . </s>
+    view = StoreView(tmp_path / "store")
+    assert [u.tokens for u in select_units(view, None, "cat")] == [(2,)]
+    assert [u.tokens for u in select_units(view, None, "\u2581cat,s")] == [(2,), (3,)]
+    with pytest.raises(AnalyzerError, match=r"token 'dog' is not in the prompt; its tokens are 'a', 'red', 'cat'"):
+        select_units(view, None, "dog")
