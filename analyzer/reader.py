@@ -10,6 +10,7 @@ module only reads: the values are checked and reduced elsewhere.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
 from collections import defaultdict
@@ -26,6 +27,8 @@ from shared import grid as latent
 from shared import schema
 from shared.schema import Attr, BranchAttr, GridKey, RecordOption
 from shared.store import open_store
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from analyzer.integrity import Problem
@@ -288,6 +291,8 @@ class StoreView:
         pad = self._read_array(self.padding, schema.padding_mass(self.branch).path, selection, where, step)
         heads = {name: np.asarray(self._read_array(array, array_path(array), selection, where, step), dtype=np.float64)
                  for name, array in self.head_arrays.items()}
+        log.debug("read step %d (position %d) of %s: %d layer entries, %d attention values", step.index,
+                  step.position, self.branch, att.shape[0], att.size)
         return RawStep(step, list(layers), att.reshape(att.shape[0], -1, att.shape[-1]), pad.reshape(pad.shape[0], -1),
                        heads)
 

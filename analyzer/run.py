@@ -12,6 +12,7 @@ that need one), giving an :class:`analyzer.options.Analysis`; then each chosen o
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -23,6 +24,8 @@ from analyzer.options import Options, Selection
 from analyzer.outputs import Context, Output, Plan, Written
 from analyzer.reader import StoreView
 from analyzer.selection import select
+
+log = logging.getLogger(__name__)
 
 
 def check_options(options: Mapping) -> tuple[Options, list[Output]]:
@@ -53,6 +56,8 @@ def analyze(store_location: str | os.PathLike, out_dir: str | os.PathLike, *, st
     opts, kinds = check_options(options)
     output.check_directory(out_dir, store_location)
     selection = select(StoreView(store_location, opts.branch, storage_options), opts)
+    log.info("analysing %s: %d steps, %d layer entries, %d words; outputs %s", store_location,
+             len(selection.steps), len(selection.layers), len(selection.units), ", ".join(k.name for k in kinds))
     plan = Plan(selection, output.prepare_directory(out_dir, opts.overwrite), tuple(k.name for k in kinds))
     step_jobs = {k.name: k.per_step(plan) for k in kinds if k.per_step is not None}
 
@@ -78,6 +83,7 @@ if analyze.__doc__:  # the kinds and their files, from the registry (python -OO 
 def _keep(ctx: Context, name: str, written: Written | None) -> None:
     if written is not None:
         ctx.written[name] = written
+        log.info("wrote %s: %s", name, written if not isinstance(written, list) else f"{len(written)} files")
 
 
 def _work_pixels(kinds: list[Output], selection: Selection, step_pictures: bool) -> int:

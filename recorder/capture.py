@@ -17,6 +17,7 @@ transformer counts the passes, and ``on_step_end`` (chained into the pipeline's
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -25,6 +26,8 @@ import torch
 
 from recorder.probabilities import ReducedAttention, pad_keys_identical, reduced_attention
 from shared.schema import BRANCH_COND, BRANCH_UNCOND, BRANCHES
+
+log = logging.getLogger(__name__)
 
 _ACTIVE_FLAG = "_wan_attention_capture_active"
 
@@ -246,7 +249,7 @@ class AttentionCapture:
         self.branch = BRANCH_COND
 
     # --- per layer --------------------------------------------------------------------
-    def _pad_check(self, attn, key: torch.Tensor, branch: str) -> bool:
+    def _pad_check(self, attn, key: torch.Tensor, branch: str, block: int | None = None) -> bool:
         """Whether the pad keys are identical, checked once per layer and text embedding.
 
         The keys are a fixed function of the layer's weights and the pipeline's text
@@ -263,6 +266,9 @@ class AttentionCapture:
         head_dim = key.shape[-1] // attn.heads
         keys = key[0].unflatten(-1, (attn.heads, head_dim)).transpose(0, 1)
         identical = pad_keys_identical(keys, self.num_real_tokens[branch])
+        log.debug("pad-key check, %s branch, layer %s: the %d pad keys are %s", branch,
+                  block, key.shape[1] - self.num_real_tokens[branch],
+                  "identical (merged into one)" if identical else "not identical (each kept)")
         if embedding is not None:
             self._pads_identical[(id(attn), branch)] = (embedding, embedding._version, identical)
         return identical
@@ -270,9 +276,9 @@ class AttentionCapture:
     def consume(self, layer_slot: int, attn, query: torch.Tensor, key: torch.Tensor) -> None:
         branch = self.branch
         token = self.timer.start(query.device)
+        identical = self._pad_check(attn, key, branch, self.layer_blocks[layer_slot])
         reduced = reduced_attention(query, key, attn.heads, self.num_real_tokens[branch], self.config.heads,
-                                    self.config.query_chunk_bytes,
-                                    pads_known_identical=self._pad_check(attn, key, branch))
+                                    self.config.query_chunk_bytes, pads_known_identical=identical)
         self.num_keys[branch] = key.shape[1]
         self.pad_keys_collapsed[branch] = self.pad_keys_collapsed.get(branch, True) and reduced.pad_keys_collapsed
         if self.config.layer_mean:

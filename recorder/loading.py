@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import time
 
 from recorder.errors import RecordError
 from recorder.inputs import check_device, shown
+
+log = logging.getLogger(__name__)
 
 # Hub ids that this project documents and was written against.
 KNOWN_MODELS = (
@@ -151,6 +155,9 @@ def load_pipeline(model: str, dtype: str = "bfloat16", device: str = "cuda"):
         raise RecordError(f"dtype {shown(dtype)} is not one of {', '.join(DTYPES)}")
     device = check_device(device)
     local_files_only = locate_model(model)
+    log.info("loading %s in %s onto %s (%s)", model, dtype, device,
+             "local files" if local_files_only else "from the hub")
+    started = time.perf_counter()
 
     import torch  # on use: keeps --help light
     from diffusers import AutoencoderKLWan, WanPipeline  # on use: keeps --help light
@@ -167,7 +174,10 @@ def load_pipeline(model: str, dtype: str = "bfloat16", device: str = "cuda"):
                 raise _load_error(model, again) from again
         else:
             raise _load_error(model, exc) from exc
-    return pipe.to(device)
+    pipe = pipe.to(device)
+    log.info("loaded %s (%s, transformer %s) in %.1f s", model, type(pipe).__name__,
+             type(pipe.transformer).__name__, time.perf_counter() - started)
+    return pipe
 
 
 def _from_pretrained(vae_class, pipeline_class, model: str, dtype, local_files_only: bool):

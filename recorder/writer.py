@@ -9,12 +9,15 @@ recording never fails silently.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from typing import Callable
 
 from shared.errors import describe
+
+log = logging.getLogger(__name__)
 
 _STOP = object()
 
@@ -42,7 +45,9 @@ class BackgroundWriter:
                 if self._error is None:  # after a failure, drain without writing
                     start = time.perf_counter()
                     job()
-                    self.seconds_writing += time.perf_counter() - start
+                    took = time.perf_counter() - start
+                    self.seconds_writing += took
+                    log.debug("write job took %.3f s; %d queued", took, self._queue.qsize())
             except BaseException as exc:  # noqa: BLE001 - handed to the caller, not swallowed
                 self._error = exc
             finally:
