@@ -79,18 +79,19 @@ def main():
               help="float16 mantissa bits kept in the maps: 10 is lossless; 3 makes them ~2.3x smaller at "
                    "<= 6.25% relative error (README 'Lossy option').")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--quiet", is_flag=True, help="No progress bar (errors and notes still go to stderr).")
 @click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",
               help="For an OUTPUT URL (s3://bucket/run.zarr): an fsspec option such as endpoint_url=http://host:9000 "
                    "(repeatable). Credentials also come from the environment (AWS_ACCESS_KEY_ID, ...).")
 def record_command(output, prompt, model, negative_prompt, seed, height, width, num_frames, num_inference_steps,
                    guidance_scale, guidance_scale_2, max_sequence_length, dtype, device, heads, layers, layer_mean,
-                   branch, step_stride, query_chunk_mb, mantissa_bits, overwrite, storage_options):
+                   branch, step_stride, query_chunk_mb, mantissa_bits, overwrite, quiet, storage_options):
     """Generate PROMPT with a Wan pipeline and record its cross-attention into the store OUTPUT."""
     stage = {"at": "before"}
     try:
         _record(stage, output, prompt, model, negative_prompt, seed, height, width, num_frames, num_inference_steps,
                 guidance_scale, guidance_scale_2, max_sequence_length, dtype, device, heads, layers, layer_mean,
-                branch, step_stride, query_chunk_mb, mantissa_bits, overwrite, storage_options)
+                branch, step_stride, query_chunk_mb, mantissa_bits, overwrite, storage_options, quiet)
     except (click.ClickException, click.exceptions.Exit, click.Abort):
         raise
     except BaseException as exc:  # every failure: one line and an exit code, never a traceback
@@ -136,7 +137,7 @@ def _failure(exc: BaseException, output: str, stage: str = "before") -> _Failure
 
 def _record(stage, output, prompt, model, negative_prompt, seed, height, width, num_frames, num_inference_steps,
             guidance_scale, guidance_scale_2, max_sequence_length, dtype, device, heads, layers, layer_mean,
-            branch, step_stride, query_chunk_mb, mantissa_bits, overwrite, storage_options):
+            branch, step_stride, query_chunk_mb, mantissa_bits, overwrite, storage_options, quiet=False):
     try:
         config_fields = dict(
             heads=None if heads == "mean" else _int_list(heads, "--heads"),
@@ -182,10 +183,12 @@ def _record(stage, output, prompt, model, negative_prompt, seed, height, width, 
     inputs.check_request_for_pipeline(pipe, request, model)
     stage["at"] = "recording"
     result = record(pipe, request, output, config, storage=storage, overwrite=overwrite, model_id=model,
-                    storage_options=storage_options, show_progress=True, notify=lambda note: click.echo(f"note: {note}", err=True))
+                    storage_options=storage_options, show_progress=not quiet,
+                    notify=lambda note: click.echo(f"note: {note}", err=True))
     stage["at"] = "done"
     timing = result.timing
-    click.echo(f"recorded {output}: {stored_bytes(open_store(output, storage_options)) / 2**20:.1f} MiB, generation {timing['generation_s']:.2f} s, "
+    size = stored_bytes(open_store(output, storage_options))
+    click.echo(f"recorded {output}: {size / 2**20:.1f} MiB, generation {timing['generation_s']:.2f} s, "
                f"capture {timing['capture_s']:.2f} s, writing {timing['write_s']:.2f} s (background)", err=True)
 
 

@@ -158,7 +158,7 @@ def statistics_document(analysis: Analysis) -> dict:
                               for e in analysis.skipped],
             "layers": [int(b) for b in analysis.layer_blocks],
             "normalize": analysis.options.normalize,
-            "word_reduction": getattr(analysis.options, "word_reduction", "sum"),
+            "word_reduction": analysis.options.word_reduction,
             "num_queries": int(n_queries),
         },
         "tokens": token_rows,
