@@ -20,6 +20,7 @@ from analyzer.commands.export import export_command
 from analyzer.commands.pack import pack_command
 from analyzer.commands.subset import subset_command
 from analyzer.commands.validate import validate_command
+from analyzer.commands.view import view_command
 from shared.cli import default_group
 from shared.store import StoreError
 
@@ -145,6 +146,7 @@ main.add_command(pack_command)
 main.add_command(export_command)
 main.add_command(subset_command)
 main.add_command(validate_command)
+main.add_command(view_command)
 
 
 if __name__ == "__main__":

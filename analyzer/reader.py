@@ -80,6 +80,7 @@ class StoreView:
     def __init__(self, location: str | os.PathLike, branch: str = schema.BRANCH_COND,
                  storage_options: dict | None = None):
         self.location = os.fspath(location)
+        self.storage_options = storage_options  # for what reads the store again (the viewer)
         self.root = open_store(self.location, storage_options)  # StoreError on anything that is not a readable store
         with self._attribute("(root attributes)"):
             self.attrs: dict = self.root.attrs.asdict()

@@ -95,7 +95,7 @@ def test_generate_with_attention_visualization_is_one_shot(model, tmp_path):
     assert root.attrs[Attr.STATUS] == schema.STATUS_COMPLETE
     assert root[schema.STEP_COMPLETE.path][:].all()
     expected = {"report", "steps", "montage", "animation", "words", "word_sheet", "segmentation", "padding",
-                "layers", "heads", "video", "statistics"}
+                "layers", "heads", "video", "statistics", "viewer"}
     assert set(timing["outputs"]) == expected
     for written in timing["outputs"].values():
         for path in written if isinstance(written, list) else [written]:

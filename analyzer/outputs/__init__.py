@@ -19,6 +19,7 @@ from analyzer.outputs import (
     statistics,
     steps,
     video,
+    viewer,
     word_sheet,
     words,
 )
@@ -41,7 +42,7 @@ from analyzer.outputs.registry import (
 __all__ = ["Context", "Later", "Output", "Plan", "StepJob", "Written", "describe", "finish", "names", "register",
            "registered", "select", "unregister"]
 
-# statistics comes just before the report, which links its files
+# statistics and the viewer come just before the report, which links their files
 for _kind in (montage, animation, word_sheet, segmentation, padding, layers, heads, steps, words, video, statistics,
-              report):
+              viewer, report):
     register(_kind.OUTPUT)
