@@ -146,9 +146,28 @@ class _Scales:
             ds.dims[axis].attach_scale(self.made[key])
 
 
+def _is_text(array: zarr.Array) -> bool:
+    from zarr.core.dtype import VariableLengthUTF8
+
+    return isinstance(array.metadata.data_type, VariableLengthUTF8)
+
+
+def h5py_create_text(h5, path, shape, chunks, maxshape, dtype):
+    """A dataset of fixed-length UTF-8 strings (HDF5 filters, fletcher32 included, refuse variable-length ones);
+    its fill value is the empty string, as the store's."""
+    return h5.create_dataset(path, shape=shape, dtype=dtype, chunks=chunks, maxshape=maxshape,
+                             compression="gzip", compression_opts=GZIP_LEVEL, shuffle=True, fletcher32=True)
+
+
 def _create_dataset(h5, path: str, array: zarr.Array):
     shape = tuple(int(n) for n in array.shape)
     chunks = tuple(int(c) for c in array.chunks)
+    maxshape = tuple(None if c > s else s for s, c in zip(shape, chunks))
+    if _is_text(array) and shape:  # schema 1.3's text coordinates: HDF5 variable-length UTF-8 strings
+        import h5py
+
+        longest = max((len(str(v).encode("utf-8")) for v in np.asarray(array[...], dtype=object).ravel()), default=0)
+        return h5py_create_text(h5, path, shape, chunks, maxshape, h5py.string_dtype("utf-8", max(longest, 1)))
     if not shape or np.dtype(array.dtype).name not in DATA_TYPES:
         raise StoreError(f"{path} is a {len(shape)}-d array of {array.dtype}; an HDF5 export holds arrays of "
                          "at least one axis of numbers or booleans")
@@ -183,7 +202,9 @@ def _copy(root: zarr.Group, h5, progress: bool) -> None:
         for node, ds, chunks in arrays:
             for coord in chunks:
                 box = tuple(slice(c * n, min((c + 1) * n, s)) for c, n, s in zip(coord, node.chunks, node.shape))
-                ds[box] = node[box]
+                values = node[box]
+                ds[box] = np.asarray([str(v).encode("utf-8") for v in np.asarray(values, dtype=object).ravel()],
+                                     dtype=ds.dtype).reshape(np.shape(values)) if _is_text(node) else values
                 bar.update(1)
 
 

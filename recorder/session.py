@@ -83,7 +83,7 @@ class RecordingSession:
         started = time.perf_counter()
         self.writer = BackgroundWriter(max_pending=max_pending_writes)
         self.sink = StoreSink(root, self.writer, self.grid_shape, len(self.layer_blocks), self.capture.num_heads,
-                              self.step_slots, self.storage.mantissa_bits)
+                              self.step_slots, self.storage.mantissa_bits, branches=tuple(self.tokens))
         progress = tqdm(total=request.num_inference_steps, desc="recording", unit="step", file=sys.stderr,
                         disable=not show_progress)
 

@@ -47,8 +47,11 @@ class StoreSink:
     """
 
     def __init__(self, root, writer: BackgroundWriter, grid: tuple[int, int, int], num_layers: int,
-                 num_heads: int, step_slots: dict[int, int], mantissa_bits: int = schema.FLOAT16_MANTISSA_BITS):
+                 num_heads: int, step_slots: dict[int, int], mantissa_bits: int = schema.FLOAT16_MANTISSA_BITS,
+                 branches: tuple[str, ...] = ()):
         self.root = root
+        # the branches whose timestep, sigma and expert coordinates (schema 1.3) are written with each step
+        self.branches = tuple(b for b in branches if schema.timestep_coordinate(b).path in root)
         self.writer = writer
         self.grid = grid
         self.num_layers = num_layers
@@ -129,10 +132,14 @@ class StoreSink:
                 array(schema.head_padding_mass(branch).path)[slot] = gathered["padding"]
                 array(schema.head_token_mass(branch).path)[slot] = gathered["tokens"]
             self._heads.clear()
+            t = float(timestep)  # a device tensor: read here, off the loop
             array(schema.STEP_INDEX.path)[slot] = step
-            array(schema.STEP_TIMESTEP.path)[slot] = float(timestep)  # a device tensor: read here, off the loop
+            array(schema.STEP_TIMESTEP.path)[slot] = t
             array(schema.STEP_SIGMA.path)[slot] = sigma
             array(schema.STEP_EXPERT.path)[slot] = expert
+            for branch in self.branches:  # the coordinates along each branch's step axis, before complete
+                for spec, value in zip(schema.step_coordinates(branch), (t, sigma, expert)):
+                    array(spec.path)[slot] = value
             array(schema.STEP_COMPLETE.path)[slot] = True
 
         self.writer.submit(write)

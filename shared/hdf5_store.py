@@ -62,6 +62,7 @@ FILTER_DEFLATE, FILTER_SHUFFLE, FILTER_FLETCHER32, FILTER_LZF = 1, 2, 3, 32000
 ALLOWED_FILTERS = frozenset({FILTER_DEFLATE, FILTER_SHUFFLE, FILTER_FLETCHER32, FILTER_LZF})
 
 _CODECS = [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}]
+_TEXT_CODECS = [{"name": "vlen-utf8"}, {"name": "crc32c"}]
 _CHUNK_KEY_ENCODING = {"name": "default", "configuration": {"separator": "/"}}
 
 
@@ -77,6 +78,7 @@ class _ArrayInfo:
     dtype: np.dtype
     fill_value: object
     fletcher32_bit: int  # the bit of a chunk's filter mask that would say its checksum was skipped
+    text: bool = False  # UTF-8 strings (an HDF5 variable-length string; zarr v3's "string" with vlen-utf8)
 
 
 def _json_number(value: float):
@@ -157,7 +159,11 @@ def _dataset_info(path: str, ds) -> _ArrayInfo:
 
     where = f"dataset {path}"
     dtype = np.dtype(ds.dtype)
-    if dtype.name not in DATA_TYPES or dtype.fields is not None:
+    string = h5py.check_string_dtype(ds.dtype)
+    text = string is not None and string.encoding == "utf-8" and string.length is not None
+    if text:
+        dtype = np.dtype(object)
+    elif dtype.name not in DATA_TYPES or dtype.fields is not None:
         raise Hdf5StoreError(f"{where} has data type {dtype}, not one a store holds")
     shape = tuple(int(n) for n in ds.shape or ())
     if len(shape) > MAX_RANK:
@@ -177,7 +183,8 @@ def _dataset_info(path: str, ds) -> _ArrayInfo:
         raise Hdf5StoreError(f"{where} uses HDF5 filters {unknown}, not those an export writes")
     if FILTER_FLETCHER32 not in filters:
         raise Hdf5StoreError(f"{where} has no fletcher32 checksum, which every dataset of an export carries")
-    return _ArrayInfo(path, shape, chunks, dtype, ds.fillvalue, 1 << filters.index(FILTER_FLETCHER32))
+    return _ArrayInfo(path, shape, chunks, dtype, "" if text else ds.fillvalue, 1 << filters.index(FILTER_FLETCHER32),
+                      text)
 
 
 def _dimension_names(ds) -> list[str] | None:
@@ -265,11 +272,11 @@ class Hdf5Store(Store):
             "zarr_format": 3,
             "node_type": "array",
             "shape": list(info.shape),
-            "data_type": info.dtype.name,
+            "data_type": "string" if info.text else info.dtype.name,
             "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(info.chunks)}},
             "chunk_key_encoding": _CHUNK_KEY_ENCODING,
-            "fill_value": _fill_json(info.dtype, info.fill_value),
-            "codecs": _CODECS,
+            "fill_value": "" if info.text else _fill_json(info.dtype, info.fill_value),
+            "codecs": _TEXT_CODECS if info.text else _CODECS,
             "attributes": _read_attributes(ds, HDF5_RESERVED_ATTRIBUTES),
             "dimension_names": _dimension_names(ds),
             "storage_transformers": [],
@@ -322,6 +329,16 @@ class Hdf5Store(Store):
             except OSError as exc:  # fletcher32 or a filter failed: the chunk is corrupt
                 raise Hdf5StoreError(f"{self.path}: chunk {list(coords)} of {info.path} is unreadable "
                                      f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        if info.text:
+            from numcodecs import VLenUTF8
+
+            values = np.full(info.chunks, "", dtype=object)  # an edge chunk padded with the fill value, ""
+            values[tuple(slice(0, n) for n in data.shape)] = np.vectorize(
+                lambda v: v.decode("utf-8") if isinstance(v, bytes) else str(v), otypes=[object])(data)
+            raw = bytes(VLenUTF8().encode(values))
+            import google_crc32c
+
+            return raw + np.uint32(google_crc32c.value(raw)).tobytes()
         data = np.asarray(data, dtype=info.dtype)
         if data.shape != info.chunks:  # an edge chunk: padded to the full chunk shape, as Zarr stores it
             full = np.full(info.chunks, info.fill_value, dtype=info.dtype)
@@ -448,6 +465,8 @@ class Hdf5Store(Store):
             if chunk is None or not self._exists_sync(key):
                 return None
             info = chunk[0]
+            if info.text:  # variable-length: the encoded chunk's own length
+                return len(self._get_sync(key) or b"")
             return math.prod(info.chunks) * info.dtype.itemsize + 4
 
         result = await asyncio.to_thread(size)

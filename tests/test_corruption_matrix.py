@@ -264,7 +264,7 @@ BAD_ATTRIBUTES = [
     ("", "schema_version", "abc", ("has an unreadable schema_version 'abc'",)),
     ("", "schema_version", None, ("has an unreadable schema_version 'None'",)),
     ("", "schema_version", ["1.1"], ("has an unreadable schema_version",)),
-    ("", "schema_version", "2.0", ("uses schema version 2.0, newer than this reader's 1.1",)),
+    ("", "schema_version", "2.0", ("uses schema version 2.0, newer than this reader's " + schema.SCHEMA_VERSION,)),
     ("", "schema", 42, ("is not a wan-attention store (schema attribute is '42')",)),
     ("", "record_options", "a string", ("record_options.branches is None, expected ['cond'] or ['cond', 'uncond']",)),
     ("", "record_options", {"branches": "cond"}, ("record_options.branches is cond",)),

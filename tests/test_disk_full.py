@@ -90,7 +90,7 @@ def tmpfs(tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root; the fake file system covers this")
-@pytest.mark.parametrize("size_kib, phase", [(1100, "creation"), (1200, "recording")])
+@pytest.mark.parametrize("size_kib, phase", [(1100, "creation"), (1300, "recording")])
 def test_a_real_full_disk(tiny_model_dir, reference, tmp_path, tmpfs, size_kib, phase):
     # The store holds ~330 KiB of files on tmpfs plus the 1 MiB it sets aside while recording.
     disk = tmpfs(size_kib)
