@@ -16,8 +16,10 @@ from analyzer.info import describe, describe_json
 from analyzer.options import ANIMATION_FORMATS, DEFAULT_WORD_REDUCTION, IMAGE_FORMATS, NORMALIZE_MODES, WORD_REDUCTIONS
 from analyzer.commands.common import fail as _fail
 from analyzer.commands.common import storage_options
+from analyzer.commands.compare import compare_command
 from analyzer.commands.export import export_command
 from analyzer.commands.pack import pack_command
+from analyzer.commands.study import study_command
 from analyzer.commands.subset import subset_command
 from analyzer.commands.validate import validate_command
 from analyzer.commands.view import view_command
@@ -147,6 +149,10 @@ main.add_command(export_command)
 main.add_command(subset_command)
 main.add_command(validate_command)
 main.add_command(view_command)
+
+# Across stores.
+main.add_command(compare_command)
+main.add_command(study_command)
 
 
 if __name__ == "__main__":
