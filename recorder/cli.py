@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import click
 
 from recorder import inputs
+from recorder.batch_cli import batch_command
 from recorder.errors import RecordError, RecordInterrupted
 from recorder.loading import check_model_name
 from recorder.writer import WriterError
@@ -223,3 +224,7 @@ def tiny_model_command(directory, layers, heads, head_dim, two_experts, ti2v, se
         raise failure from None
     click.echo(f"saved a tiny Wan pipeline ({layers} layers, {heads} heads x {head_dim}"
                f"{', two experts' if two_experts else ''}{', TI2V layout' if ti2v else ''}) to {directory}", err=True)
+
+
+# Many prompts, one store each; its module imports only click until it runs.
+main.add_command(batch_command)
