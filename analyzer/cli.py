@@ -13,7 +13,14 @@ import click
 
 from analyzer.errors import AnalyzerError
 from analyzer.info import describe, describe_json
-from analyzer.options import ANIMATION_FORMATS, DEFAULT_WORD_REDUCTION, IMAGE_FORMATS, NORMALIZE_MODES, WORD_REDUCTIONS
+from analyzer.options import (
+    ANIMATION_FORMATS,
+    DEFAULT_WORD_REDUCTION,
+    IMAGE_FORMATS,
+    MONTAGE_SCALES,
+    NORMALIZE_MODES,
+    WORD_REDUCTIONS,
+)
 from analyzer.commands.common import fail as _fail
 from analyzer.commands.common import storage_options
 from analyzer.commands.compare import compare_command
@@ -72,6 +79,8 @@ def main():
               help="How a word's map is made from its sub-word tokens' maps: the most attended piece (max; a word "
                    "neither gains from being split into more tokens nor loses for a weak piece), their mean, or "
                    "their sum (favours words split into many tokens). The segmentation always uses max.")
+@click.option("--montage-scale", default="shared", show_default=True, type=click.Choice(MONTAGE_SCALES),
+              help="Colour scale of the montage: one for every panel, so they compare, or each panel its own.")
 @click.option("--sheet-frames", default=8, show_default=True, type=int,
               help="Frames shown in the contact sheets (1-64).")
 @click.option("--overlay-width", default=320, show_default=True, type=int,

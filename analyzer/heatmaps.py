@@ -14,20 +14,39 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw
 
 from analyzer import text
 from analyzer.fonts import font
+from shared.schema import Attr
+from shared.words import token_text
 
 EXPERT_NAMES = {0: "high-noise expert", 1: "low-noise expert", -1: "expert unknown"}
+HEATMAP_INFO = "heatmap"  # the key of Image.info holding the step's matrix (rows x tokens), for the montage
 MAX_TOKEN_LABELS = 96
 COLORMAP = "viridis"
 COLORBAR_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 _LUT = (matplotlib.colormaps[COLORMAP](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
 
 
-def step_title(index: int, timestep: float, expert: int) -> str:
-    return f"step {index}   t = {timestep:.1f}   {EXPERT_NAMES.get(expert, f'expert {expert}')}"
+def two_experts(attrs: dict, experts=()) -> bool:
+    """Whether the model has two experts (Wan 2.2): the store names a boundary, or a step ran on expert 1.
+
+    Wan 2.1 has one transformer: ``steps/expert`` is 0 everywhere and ``expert_boundary`` is null,
+    and no picture names an expert there.
+    """
+    return attrs.get(Attr.EXPERT_BOUNDARY) is not None or any(int(e) == 1 for e in experts)
+
+
+def expert_name(expert: int) -> str:
+    return EXPERT_NAMES.get(expert, f"expert {expert}")
+
+
+def step_title(index: int, timestep: float, expert: int, two_experts: bool | None = None) -> str:
+    """A step picture's title; the expert only when the model is known to have two (``two_experts``)."""
+    title = f"step {index}   t = {timestep:.1f}"
+    return f"{title}   {expert_name(expert)}" if two_experts else title
 
 
 def layer_label(blocks: list[int]) -> str:
@@ -57,9 +76,11 @@ class StepHeatmap:
                           interpolation="nearest", cmap=COLORMAP, vmin=0.0, vmax=1.0)
         colorbar = figure.colorbar(image, ax=ax, label="attention weight", fraction=0.05, pad=0.02)
         colorbar.set_ticks(list(COLORBAR_FRACTIONS), labels=["0.00000"] * len(COLORBAR_FRACTIONS))
+        colorbar.ax.tick_params(length=0)  # PIL draws each step's round ticks where its values fall
         every = max(1, math.ceil(n_tokens / MAX_TOKEN_LABELS))
         ticks = list(range(0, n_tokens, every))
-        ax.set_xticks(ticks, [text.label(tokens[t], 16) for t in ticks], rotation=90, fontsize=8)
+        ax.set_xticks(ticks, [text.label(token_text(tokens[t]) or tokens[t], 16) for t in ticks], rotation=90,
+                      fontsize=8)
         ax.set_xlabel("text token (key)")
 
         frames, height, width_ = grid
@@ -67,7 +88,7 @@ class StepHeatmap:
         shown = list(range(0, frames, max(1, math.ceil(frames / 24))))
         ax.set_yticks([frame_rows[f] - 0.5 for f in shown], [f"f{f}" for f in shown], fontsize=7)
         ax.set_ylabel(f"video token (latent frame, y, x); {n_rows} row means\n{layer_label}", fontsize=9)
-        ax.set_title(step_title(0, 1000.0, -1), fontsize=10)  # reserves the title's room in the layout
+        ax.set_title(step_title(0, 1000.0, 1, True), fontsize=10)  # reserves the title's room in the layout
         figure.tight_layout()
         ax.set_title("")
         # invisible, not removed: the colour bar's label keeps its place beside the values PIL writes
@@ -80,7 +101,11 @@ class StepHeatmap:
         self.tick_font = font(14)
 
     def render(self, matrix: np.ndarray, title: str) -> Image.Image:
-        """The heatmap of ``matrix``, coloured from 0 to its maximum."""
+        """The heatmap of ``matrix``, coloured from 0 to its maximum, with round colour-bar ticks.
+
+        The matrix rides along in ``Image.info`` (:data:`HEATMAP_INFO`) for the montage, which
+        draws every step on one colour scale.
+        """
         top = float(matrix.max()) if matrix.size else 0.0
         scale = top if top > 0 else 1.0
         index = np.clip(matrix / scale * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -92,10 +117,23 @@ class StepHeatmap:
         draw.rectangle((left - 1, upper - 1, right, lower), outline="black")
         draw.text(((left + right) / 2, upper - 6), title, fill="black", font=self.title_font, anchor="md")
         c_left, c_upper, c_right, c_lower = self.colorbar_box
-        for fraction in COLORBAR_FRACTIONS:
-            y = c_lower - fraction * (c_lower - c_upper)
-            draw.text((c_right + 8, y), f"{fraction * top:.3g}", fill="black", font=self.tick_font, anchor="lm")
+        for value, label in round_ticks(top if top > 0 else 1.0):
+            y = c_lower - value / scale * (c_lower - c_upper)
+            draw.line((c_right, y, c_right + 4, y), fill="black")
+            draw.text((c_right + 8, y), label, fill="black", font=self.tick_font, anchor="lm")
+        out.info[HEATMAP_INFO] = np.asarray(matrix, dtype=np.float32)
         return out
+
+
+def round_ticks(top: float, count: int = 5) -> list[tuple[float, str]]:
+    """Round values from 0 to ``top`` (at most ``count`` + 1 of them) and their labels, as matplotlib picks them."""
+    values = [v for v in MaxNLocator(nbins=count, steps=[1, 2, 2.5, 5, 10]).tick_values(0.0, top)
+              if -1e-12 <= v <= top * (1 + 1e-9)]
+    step = values[1] - values[0] if len(values) > 1 else top
+    digits = max(0, -math.floor(math.log10(step))) if step > 0 else 0
+    if step > 0 and round(step, digits) != round(step, digits + 1):
+        digits += 1
+    return [(v, f"{v:.{digits}f}") for v in values]
 
 
 def _pixel_box(ax, canvas) -> tuple[int, int, int, int]:

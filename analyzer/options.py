@@ -27,6 +27,8 @@ IMAGE_FORMATS = ("png", "jpg", "webp")
 ANIMATION_FORMATS = ("gif", "webp", "mp4")
 # The colour scale of the per-word overlays (--normalize); applied in one place, statistics.word_maps.
 NORMALIZE_MODES = ("global", "per-step", "per-frame", "per-word")
+# The montage's colour scale (--montage-scale): one for every panel, so panels compare, or each its own.
+MONTAGE_SCALES = ("shared", "per-panel")
 # How a word's map is made from its sub-token maps (--word-reduction); applied in statistics.Accumulator.reduce_units.
 # The default is max: a word's map is that of its most attended piece, so a word neither gains from being split
 # into more tokens (as with sum) nor loses for a weakly attended piece such as a plural "s" (as with mean), and the
@@ -69,6 +71,7 @@ class Options:
     image_format: str = "png"
     animation_format: str = "gif"
     normalize: str = "global"
+    montage_scale: str = "shared"
     word_reduction: str = DEFAULT_WORD_REDUCTION
     sheet_frames: int = 8
     overlay_width: int = 320
@@ -95,6 +98,7 @@ class Options:
         choices = (("image format", self.image_format, IMAGE_FORMATS),
                    ("animation format", self.animation_format, ANIMATION_FORMATS),
                    ("normalize mode (--normalize)", self.normalize, NORMALIZE_MODES),
+                   ("montage scale (--montage-scale)", self.montage_scale, MONTAGE_SCALES),
                    ("word reduction (--word-reduction)", self.word_reduction, WORD_REDUCTIONS))
         for what, value, allowed in choices:
             if value not in allowed:

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image, ImageDraw
 
-from analyzer import text
+from analyzer import palette, text
 from analyzer.fonts import font
 
 OVERLAY_ALPHA = 0.65
@@ -19,11 +19,15 @@ OVERLAY_ALPHA = 0.65
 # (zarr reads a missing chunk back as zeros, which would look like a recorded dark scene).
 NOT_RECORDED_GREY = 128
 NOT_RECORDED_LABEL = "frame not recorded"
-_HEAT_LUT = (colormaps["turbo"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.float32)
-# 60 distinct colours; beyond that they repeat, and the legend says so
-_SEGMENT_COLOURS = (np.asarray([colormaps[name](i)[:3] for name in ("tab20", "tab20b", "tab20c") for i in range(20)])
-                    * 255).astype(np.uint8)
-SEGMENT_COLOUR_COUNT = len(_SEGMENT_COLOURS)
+HEAT_COLORMAP = "turbo"
+_HEAT_LUT = (colormaps[HEAT_COLORMAP](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.float32)
+# distinct colours (analyzer.palette: 72, the first 60 at least 23 CIELAB units apart); beyond that they
+# repeat, and the legend says so
+SEGMENT_COLOUR_COUNT = palette.PALETTE_SIZE
+
+
+def _segment_colours() -> np.ndarray:
+    return palette.categorical(SEGMENT_COLOUR_COUNT)
 
 
 def latent_frame_of(pixel_frames: list[tuple[int, int]], num_video_frames: int) -> np.ndarray:
@@ -64,7 +68,8 @@ def blend(frame: np.ndarray, layer: tuple[np.ndarray, np.ndarray]) -> np.ndarray
 
 
 def segment_colour(unit: int) -> tuple[int, int, int]:
-    return tuple(int(c) for c in _SEGMENT_COLOURS[unit % len(_SEGMENT_COLOURS)])
+    colours = _segment_colours()
+    return tuple(int(c) for c in colours[unit % len(colours)])
 
 
 def segment_overlay(frame: np.ndarray, winners: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -73,19 +78,58 @@ def segment_overlay(frame: np.ndarray, winners: np.ndarray, size: tuple[int, int
     Colours are looked up on the latent grid and the RGB picture is resized, so any number
     of units works (an 8-bit index picture would wrap above 256).
     """
-    latent_colours = _SEGMENT_COLOURS[np.asarray(winners, dtype=np.int64) % len(_SEGMENT_COLOURS)]
+    colours_ = _segment_colours()
+    latent_colours = colours_[np.asarray(winners, dtype=np.int64) % len(colours_)]
     image = Image.fromarray(np.ascontiguousarray(latent_colours), mode="RGB").resize(size, Image.Resampling.NEAREST)
     colours = np.asarray(image).astype(np.float32)
     return np.clip(frame.astype(np.float32) * 0.45 + colours * 0.55 + 0.5, 0, 255).astype(np.uint8)
 
 
-def caption(frame: np.ndarray, line: str) -> Image.Image:
-    """``frame`` with a one-line caption strip above it."""
-    label_font = font(13)
-    image = Image.new("RGB", (frame.shape[1], frame.shape[0] + 20), "black")
-    image.paste(Image.fromarray(frame), (0, 20))
-    ImageDraw.Draw(image).text((4, 3), text.plain_label(line, 80), fill="white", font=label_font)
+CAPTION_WIDE = 300  # frames at least this wide have the colour scale beside the caption, on its line
+
+
+def caption_height(width: int) -> int:
+    """The height of the caption strip above a word animation's frame ``width`` pixels wide."""
+    return 20 if width >= CAPTION_WIDE else 34
+
+
+def caption(frame: np.ndarray, line: str, short: str | None = None) -> Image.Image:
+    """``frame`` with a caption strip above it and the overlay's colour scale (0 to 1): beside the caption on a
+    wide frame, under it on a narrow one.
+
+    ``short``, when given, is used where ``line`` does not fit; the font shrinks before anything is cut.
+    """
+    width = frame.shape[1]
+    wide = width >= CAPTION_WIDE  # the colour scale beside the caption; on a narrow frame, on a line of its own
+    strip_h = caption_height(width)
+    image = Image.new("RGB", (width, frame.shape[0] + strip_h), "black")
+    image.paste(Image.fromarray(frame), (0, strip_h))
+    draw = ImageDraw.Draw(image)
+    scale_w = 60 if wide else max(20, min(60, width - 40))
+    room = width - 8 - (scale_w + 24 if wide else 0)
+    shown, label_font = _fit(text.plain_label(line, 80), room)
+    if label_font.getlength(shown) > room and short is not None:
+        shown, label_font = _fit(text.plain_label(short, 80), room)
+    while len(shown) > 4 and label_font.getlength(shown) > room:
+        shown = shown[:-2] + "\u2026"
+    draw.text((4, 10), shown, fill="white", font=label_font, anchor="lm")
+    scale_font = font(11)
+    ramp = np.linspace(0.0, 1.0, scale_w, dtype=np.float32)[None, :].repeat(8, axis=0)
+    bar = blend(np.full((8, scale_w, 3), 128, dtype=np.uint8), heat_layer(ramp))
+    left, middle = (width - scale_w - 14, 10) if wide else (16, 26)
+    draw.text((left - 3, middle), "0", fill="white", font=scale_font, anchor="rm")
+    image.paste(Image.fromarray(bar), (left, middle - 4))
+    draw.text((left + scale_w + 3, middle), "1", fill="white", font=scale_font, anchor="lm")
     return image
+
+
+def _fit(line: str, room: float):
+    """``line`` and the largest font from 13 down to 9 pixels in which it fits ``room`` (the smallest if none)."""
+    for size in (13, 12, 11, 10, 9):
+        label_font = font(size)
+        if label_font.getlength(line) <= room:
+            break
+    return line, label_font
 
 
 def mark_not_recorded(frame: np.ndarray) -> np.ndarray:
@@ -108,32 +152,81 @@ def sample_frames(num_video_frames: int, count: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, num_video_frames - 1, max(1, count))})
 
 
-def contact_sheet(cells: list[list[np.ndarray]], row_labels: list[str], column_labels: list[str]) -> Image.Image:
-    """A grid of equally sized frames with a label column on the left and a header row."""
+def contact_sheet(cells: list[list[np.ndarray]], row_labels: list[str], column_labels: list[str],
+                  heading: str = "") -> Image.Image:
+    """A grid of equally sized frames with a label column on the left, a header row and an optional heading line
+    (what the columns are)."""
     cell_h, cell_w = cells[0][0].shape[:2]
-    label_w, header_h, gap = 150, 22, 2
-    width = label_w + len(column_labels) * (cell_w + gap)
-    height = header_h + len(row_labels) * (cell_h + gap)
+    label_font, heading_font = font(13), font(14)
+    widest = max((label_font.getlength(text.plain_label(label, 22)) for label in row_labels), default=0)
+    label_w, gap = max(90, int(widest) + 12), 2
+    heading_h = 24 if heading else 0
+    header_h = 22
+    width = max(label_w + len(column_labels) * (cell_w + gap),
+                int(heading_font.getlength(text.plain_label(heading, 200))) + 12 if heading else 0)
+    height = heading_h + header_h + len(row_labels) * (cell_h + gap)
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
-    label_font = font(13)
+    if heading:
+        draw.text((6, 4), text.plain_label(heading, 200), fill="black", font=heading_font)
     for c, label in enumerate(column_labels):
-        draw.text((label_w + c * (cell_w + gap) + 4, 4), text.plain_label(label, 30), fill="black", font=label_font)
+        shown = text.plain_label(label, 30)
+        while len(shown) > 4 and label_font.getlength(shown) > cell_w - 6:
+            shown = shown[:-2] + "\u2026"
+        draw.text((label_w + c * (cell_w + gap) + 3, heading_h + 4), shown, fill="black", font=label_font)
     for r, (label, row) in enumerate(zip(row_labels, cells)):
-        y = header_h + r * (cell_h + gap)
-        draw.text((4, y + cell_h // 2 - 8), text.plain_label(label, 18), fill="black", font=label_font)
+        y = heading_h + header_h + r * (cell_h + gap)
+        draw.text((4, y + cell_h // 2), text.plain_label(label, 22), fill="black", font=label_font, anchor="lm")
         for c, cell in enumerate(row):
             sheet.paste(Image.fromarray(cell), (label_w + c * (cell_w + gap), y))
     return sheet
 
 
+SCALE_NOTES = {
+    "global": "one scale for every word and frame: 1 = the largest value of any word's step-mean map",
+    "per-step": "one scale for every word and frame: 1 = the largest value of any word's step-mean map",
+    "per-word": "each word (row) on its own scale: 1 = that word's largest value",
+    "per-frame": "each word's latent frame on its own scale: 1 = its largest value there",
+}
+
+
+def scale_note(normalize: str) -> str:
+    """What 0 and 1 of the overlays' colour scale mean under ``--normalize``."""
+    return (f"Colour = word map, 0 (frame shows through) to 1 (--normalize {normalize}: "
+            f"{SCALE_NOTES.get(normalize, normalize)})")
+
+
+def heat_scale_strip(width: int, note: str, low: str = "0", high: str = "1") -> Image.Image:
+    """The overlays' colour scale as a horizontal bar, with its two ends and what they mean.
+
+    The colour is laid over the frame with an opacity that grows with the value, so low
+    values show the frame itself (drawn here over mid grey to match).
+    """
+    label_font = font(13)
+    bar_w = max(120, min(360, width - 24))
+    ramp = np.linspace(0.0, 1.0, bar_w, dtype=np.float32)[None, :].repeat(14, axis=0)
+    grey = np.full((14, bar_w, 3), 128, dtype=np.uint8)
+    bar = blend(grey, heat_layer(ramp))
+    note = text.plain_label(note, 160)
+    height = 14 + 18 + 22
+    strip_w = max(width, int(label_font.getlength(note)) + 12, bar_w + 12)
+    strip = Image.new("RGB", (strip_w, height), "white")
+    draw = ImageDraw.Draw(strip)
+    draw.text((6, 3), note, fill="black", font=label_font)
+    strip.paste(Image.fromarray(bar), (6, 22))
+    draw.rectangle((5, 21, 6 + bar_w, 36), outline="black")
+    draw.text((6, 38), low, fill="black", font=label_font)
+    draw.text((6 + bar_w, 38), high, fill="black", font=label_font, anchor="ra")
+    return strip
+
+
 def legend_strip(labels: list[str], width: int) -> Image.Image:
     """Colour swatches with their word, wrapped over as many lines as ``width`` needs."""
-    label_font = font(13)
-    entries, x, y, line_h = [], 6, 6, 22
+    label_font = font(14)
+    entries, x, y, line_h = [], 6, 6, 24
     for unit, label in enumerate(labels):
         shown = text.plain_label(label, 24)
-        entry_w = 22 + int(label_font.getlength(shown)) + 16
+        entry_w = 26 + int(label_font.getlength(shown)) + 16
         if x + entry_w > width and x > 6:
             x, y = 6, y + line_h
         entries.append((unit, shown, x, y))
@@ -146,15 +239,19 @@ def legend_strip(labels: list[str], width: int) -> Image.Image:
     strip = Image.new("RGB", (width, y + line_h + 4), "white")
     draw = ImageDraw.Draw(strip)
     for unit, shown, ex, ey in entries:
-        draw.rectangle((ex, ey + 2, ex + 14, ey + 16), fill=segment_colour(unit), outline="black")
-        draw.text((ex + 20, ey + 1), shown, fill="black", font=label_font)
+        draw.rectangle((ex, ey + 2, ex + 18, ey + 18), fill=segment_colour(unit), outline="black")
+        draw.text((ex + 24, ey + 10), shown, fill="black", font=label_font, anchor="lm")
     if note is not None:
         draw.text((6, y + 1), note, fill="black", font=label_font)
     return strip
 
 
-def stack_vertically(top: Image.Image, bottom: Image.Image) -> Image.Image:
-    sheet = Image.new("RGB", (max(top.width, bottom.width), top.height + bottom.height), "white")
-    sheet.paste(top, (0, 0))
-    sheet.paste(bottom, (0, top.height))
+def stack_vertically(top: Image.Image, *rest: Image.Image) -> Image.Image:
+    """The pictures one under the other, left-aligned on white."""
+    parts = (top, *rest)
+    sheet = Image.new("RGB", (max(p.width for p in parts), sum(p.height for p in parts)), "white")
+    y = 0
+    for part in parts:
+        sheet.paste(part, (0, y))
+        y += part.height
     return sheet

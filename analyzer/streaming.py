@@ -106,11 +106,13 @@ def run_pass(selection: Selection, step_jobs: dict[str, StepJob], encoders: Enco
         bar.update(1)
 
     with bar:
+        two = heatmaps.two_experts(view.attrs, [s.expert for s in selection.steps])  # name the expert only then
         for data in iter_steps(view, list(selection.steps), list(selection.layers),
                                on_skip=skip if opts.skip_corrupt else None):
             summary, heatmap = stats.add(data)
             if renderer is not None:
-                image = renderer.render(heatmap, heatmaps.step_title(summary.index, summary.timestep, summary.expert))
+                title = heatmaps.step_title(summary.index, summary.timestep, summary.expert, two)
+                image = renderer.render(heatmap, title)
                 in_flight.append(encoders.submit(run_step_jobs, image, summary.index, jobs))
                 while len(in_flight) > 2 * max(encoders.workers, 1):
                     collect(in_flight.popleft())

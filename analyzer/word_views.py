@@ -77,7 +77,8 @@ def write_word_animation(video, written: np.ndarray, latent_of: np.ndarray, samp
         if path is not None:
             note = "" if written[p] else " (not recorded)"
             frame = composed if written[p] else overlays.mark_not_recorded(composed)
-            frames.append(overlays.caption(frame, f"{text.one_line(label)}   frame {p}{note}  latent {current}"))
+            frames.append(overlays.caption(frame, f"{text.one_line(label)}   frame {p}{note}  latent {current}",
+                                           f"{text.one_line(label)} f{p}{'*' if note else ''} L{current}"))
         if p in sampled:
             row.append(sheet_cell(composed, written[p]))
     animation = output.save_animation(frames, path, animation_format, frame_ms) if path is not None else None

@@ -61,20 +61,20 @@ def reference_mean(arrays) -> np.ndarray:
 def test_token_ranking_and_masses(analysed):
     arrays, report = analysed
     rows = tables_under(report, "### Tokens")[0]
-    assert [r["Token"] for r in rows[:3]] == ["2: ▁cat", "1: ▁red", "0: ▁a"]
+    assert [r["Token"] for r in rows[:3]] == ["2: cat", "1: red", "0: a"]
     expected = reference_mean(arrays).mean(axis=(0, 1))
     for row in rows:
         t = int(row["Token"].split(":")[0])
         assert float(row["Mass"]) == pytest.approx(expected[t], abs=1e-4)
         assert float(row["Share"]) == pytest.approx(expected[t] / expected.sum(), abs=1e-4)
     assert float(rows[0]["Mass"]) == pytest.approx(0.37, abs=2e-4)
-    assert {r["Token"]: int(r["Steps won"]) for r in rows}["1: ▁red"] == 2
+    assert {r["Token"]: int(r["Steps won"]) for r in rows}["1: red"] == 2
 
 
 def test_word_ranking_merges_subword_tokens(analysed):
     _, report = analysed
     rows = tables_under(report, "### Words")[0]
-    assert rows[0]["Word"] == "cats" and rows[0]["Tokens"] == "▁cat s"
+    assert rows[0]["Word"] == "cats" and rows[0]["Tokens"] == "cat + s"
     # cat 0.37 plus s 0.04
     assert float(rows[0]["Mass"]) == pytest.approx(0.41, abs=3e-4)
     kinds = {r["Word"]: r["Kind"] for r in rows}
@@ -85,7 +85,7 @@ def test_step_table_winners_entropy_change(analysed):
     arrays, report = analysed
     rows = tables_under(report, "## Step evolution")[0]
     assert [r["Step"] for r in rows] == ["0", "1", "2"]
-    assert [r["Top token"] for r in rows] == ["1: ▁red", "2: ▁cat", "1: ▁red"]
+    assert [r["Top token"] for r in rows] == ["1: red", "2: cat", "1: red"]
     assert float(rows[1]["Top share"]) == pytest.approx(0.7 / 0.9, abs=2e-4)
     # every query: 0.7 on its owner and 0.04 on five others, renormalised over the text
     p = np.array([0.7] + [0.04] * 5) / 0.9
@@ -119,8 +119,8 @@ def test_max_attention_tracking(analysed):
     per_step, per_token = tables
     assert [float(r["Locations it wins"]) for r in per_step] == [0.5, 1.0, 0.5]
     shares = {r["Token"]: float(r["Location win share"]) for r in per_token}
-    assert shares["2: ▁cat"] == pytest.approx((0.25 + 1 + 0.25) / 3, abs=1e-4)
-    assert shares["1: ▁red"] == pytest.approx(1 / 3, abs=1e-4)
+    assert shares["2: cat"] == pytest.approx((0.25 + 1 + 0.25) / 3, abs=1e-4)
+    assert shares["1: red"] == pytest.approx(1 / 3, abs=1e-4)
     # frames 0-1 are won by "red" at 2 of 3 steps, frame 2 by "cat" always, frame 3 by "a" at 2 of 3
     assert "Winner stability: 0.7500." in report
 

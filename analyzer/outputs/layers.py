@@ -21,10 +21,12 @@ def layer_profile_figure(profile: np.ndarray, layer_blocks: list[int], unit_labe
     ax = figure.subplots()
     image = ax.imshow(profile, aspect="auto", interpolation="nearest", cmap="viridis")
     ax.set_xticks(range(len(unit_labels)), [text.label(u, 16) for u in unit_labels], rotation=60, ha="right")
-    ax.set_yticks(range(len(layer_blocks)), [text.block_label(b, "block ") for b in layer_blocks], fontsize=8)
+    every = max(1, len(layer_blocks) // 30)
+    ax.set_yticks(range(0, len(layer_blocks), every), [text.block_label(b, "block ") for b in layer_blocks[::every]],
+                  fontsize=8)
     ax.set_xlabel("word")
     ax.set_ylabel("layer")
-    ax.set_title("Layer profile: share of each layer's word attention")
+    ax.set_title("Layer profile: share of each layer's word attention (rows sum to 1)", fontsize=11)
     figure.colorbar(image, ax=ax, label="share")
     return figure
 

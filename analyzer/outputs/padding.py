@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import Future
 
 import numpy as np
@@ -29,10 +30,14 @@ def padding_figure(step_indices: list[int], padding: np.ndarray, layer_blocks: l
     if several:
         image = axes[1].imshow(padding.T, aspect="auto", interpolation="nearest", cmap="magma",
                                extent=(-0.5, len(step_indices) - 0.5, len(layer_blocks) - 0.5, -0.5))
-        axes[1].set_xticks(range(len(step_indices)), [str(i) for i in step_indices], fontsize=7)
-        axes[1].set_yticks(range(len(layer_blocks)), [text.block_label(b, "block ") for b in layer_blocks], fontsize=7)
+        every = max(1, math.ceil(len(step_indices) / 25))
+        axes[1].set_xticks(range(0, len(step_indices), every), [str(i) for i in step_indices[::every]], fontsize=7)
+        rows = max(1, math.ceil(len(layer_blocks) / 30))
+        axes[1].set_yticks(range(0, len(layer_blocks), rows),
+                           [text.block_label(b, "block ") for b in layer_blocks[::rows]], fontsize=7)
         axes[1].set_xlabel("step")
         axes[1].set_ylabel("layer")
+        axes[1].set_title("Per layer and step", fontsize=10)
         figure.colorbar(image, ax=axes[1], label="padding mass")
     return figure
 

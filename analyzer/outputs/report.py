@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analyzer.heatmaps import two_experts
 from analyzer.options import ANIMATION_FORMATS, IMAGE_FORMATS, Analysis
 from analyzer.outputs.registry import Context, Output, Written, registered
 from analyzer.overlays import NOT_RECORDED_LABEL
@@ -21,7 +22,8 @@ from analyzer.statistics import membership
 from analyzer.store_state import missing_sentence, status_sentence, video_sentence
 from analyzer.text import block_label, ranges
 from analyzer.text import markdown as md
-from shared.schema import Attr, GridKey
+from shared.schema import BRANCH_UNCOND, Attr, GridKey
+from shared.words import token_text
 
 REPORT = "attention_analysis_report.md"  # the classic name, kept from the original WAN attention-visualization feature
 TOP_HEADS = 5
@@ -68,6 +70,30 @@ DEFINITIONS = [
 
 _REDUCTION_WORDS = {"max": "maximum", "mean": "mean", "sum": "sum"}
 
+# "How to read this" under each picture, by output kind
+HOW_TO_READ = {
+    "steps": "Each step's attention: x = the text tokens in prompt order, y = the video tokens frame by frame "
+             "(latent frame labels f0, f1, ... on the left); brighter = more attention. Each picture has its own "
+             "colour scale, read off its colour bar; the montage compares steps on one scale.",
+    "montage": "One small panel per analysed step, first at the top left, all on the colour scale of the bar: a "
+               "column that brightens over the panels is a token that gains attention as denoising proceeds; a "
+               "horizontal band is a frame or region that looks at the text more.",
+    "animation": "The steps' pictures in order, each on its own colour scale (see the step pictures).",
+    "word_sheet": "One row per word, one column per sampled video frame: the word's step-mean attention map laid "
+                  "over the frame (red = most, see the scale under the sheet). Where a row lights up is where the "
+                  "model puts that word.",
+    "words": "Each word's map over every frame of the video, as in the contact sheet.",
+    "segmentation": "Every location coloured by the word that takes the most attention there (legend below the "
+                    "frames): large uniform areas are words that own a region; a speckle means no word dominates.",
+    "padding": "How much attention went to the pad keys, which Wan does not mask: a high, flat line is normal "
+               "(the pad keys are most keys); a change over the steps is the text's share changing.",
+    "layers": "For each layer (row), how its word attention divides over the words (columns); a bright cell is a "
+              "word that layer attends to more than the others do.",
+    "heads": "Every head ranked by its mean entropy over all keys: the top of the list are the most focused heads "
+             "(attention on few keys), named by layer and head with the token they attend to most; the map on "
+             "the right shows the same entropies by layer and head.",
+}
+
 
 def _f(value: float | None, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -104,7 +130,10 @@ def build_report(analysis: Analysis, written: dict[str, Written], root: Path) ->
             word_of_token[t] = w.text
 
     def token_cell(t: int) -> str:
-        return f"{t}: {md(tokens[t])}"
+        return f"{t}: {md(token_text(tokens[t]) or tokens[t])}"
+
+    def split(token_indices) -> str:
+        return md(" + ".join(token_text(tokens[t]) or tokens[t] for t in token_indices))
 
     def link(p: Path) -> str:
         return p.relative_to(root).as_posix()
@@ -129,8 +158,7 @@ def build_report(analysis: Analysis, written: dict[str, Written], root: Path) ->
     skipped_note = f"; {len(skipped)} skipped as corrupt ({ranges(skipped)})" if skipped else ""
     header = [
         ["Model", f"{md(attrs.get(Attr.MODEL_ID))} ({md(attrs.get(Attr.MODEL_CLASS))})"],
-        ["Prompt", md(view.prompt)],
-        ["Negative prompt", md(attrs.get(Attr.NEGATIVE_PROMPT))],
+        *_prompt_rows(view),
         ["Seed", md(attrs.get(Attr.SEED))],
         ["Size", f"{md(attrs.get(Attr.WIDTH))} x {md(attrs.get(Attr.HEIGHT))} px; latent grid "
                  f"{grid.get(GridKey.FRAMES)} x {grid.get(GridKey.HEIGHT)} x {grid.get(GridKey.WIDTH)} (F' x H' x W')"],
@@ -147,6 +175,7 @@ def build_report(analysis: Analysis, written: dict[str, Written], root: Path) ->
         ["Layers analysed", md(", ".join(block_label(b) for b in analysis.layer_blocks))],
         ["Text tokens", f"{len(tokens)} real tokens of {view.num_keys} keys"],
     ]
+    lines += ["**Summary**", ""] + summary(analysis) + [""]
     lines += _table(["Field", "Value"], header)
 
     lines += ["## Recording status", "", f"Status: {status_sentence(view, md)}", "",
@@ -185,7 +214,7 @@ def build_report(analysis: Analysis, written: dict[str, Written], root: Path) ->
         word_rows.append((mass, w, kind))
     word_rows.sort(key=lambda r: -r[0])
     total = max(token_mass.sum(), 1e-30)
-    rows = [[str(r + 1), md(w.text), kind, md(" ".join(tokens[t] for t in w.tokens)), _f(mass), _f(mass / total)]
+    rows = [[str(r + 1), md(w.text), kind, split(w.tokens), _f(mass), _f(mass / total)]
             for r, (mass, w, kind) in enumerate(word_rows)]
     lines += _table(["Rank", "Word", "Kind", "Tokens", "Mass", "Share"], rows)
 
@@ -209,10 +238,12 @@ def build_report(analysis: Analysis, written: dict[str, Written], root: Path) ->
     lines += _table(["Step", "1st (share)", "2nd (share)", "3rd (share)"][: 1 + min(3, len(view.words))], rows)
 
     lines += ["## Step evolution", ""]
-    rows = [[str(s.index), _f(s.timestep, 2), _f(s.sigma), str(s.expert), _f(s.text_entropy),
-             token_cell(s.top_token), _f(s.top_share), _f(s.padding), _f(s.change)] for s in stats.steps]
-    lines += _table(["Step", "Timestep", "Sigma", "Expert", "Text entropy", "Top token", "Top share",
-                     "Padding mass", "Change"], rows)
+    named = two_experts(attrs, [s.expert for s in stats.steps])
+    rows = [[str(s.index), _f(s.timestep, 2), _f(s.sigma)] + ([str(s.expert)] if named else [])
+            + [_f(s.text_entropy), token_cell(s.top_token), _f(s.top_share), _f(s.padding), _f(s.change)]
+            for s in stats.steps]
+    lines += _table(["Step", "Timestep", "Sigma"] + (["Expert"] if named else [])
+                    + ["Text entropy", "Top token", "Top share", "Padding mass", "Change"], rows)
 
     n_queries = stats.num_queries
     lines += ["## Attention entropy", "",
@@ -244,7 +275,7 @@ def build_report(analysis: Analysis, written: dict[str, Written], root: Path) ->
               f"sub-word tokens' maps (see Word map). The segmentation always takes the max over a word's tokens, "
               f"so that no word wins for being split into more tokens.", ""]
     lines += _video_note(view)
-    rows = [[md(u.label), u.kind, md(" ".join(tokens[t] for t in u.tokens)), _f(analysis.segment_share[i])]
+    rows = [[md(u.label), u.kind, split(u.tokens), _f(analysis.segment_share[i])]
             for i, u in enumerate(units)]
     lines += _table(["Word", "Kind", "Tokens", "Segment share"], rows)
 
@@ -277,6 +308,88 @@ def build_report(analysis: Analysis, written: dict[str, Written], root: Path) ->
         lines += ["### Most focused heads", ""] + _table(head_header, head_rows(ranked[:TOP_HEADS]))
         lines += ["### Least focused heads", ""] + _table(head_header, head_rows(ranked[::-1][:TOP_HEADS]))
     return lines
+
+
+def _prompt_rows(view) -> list[list[str]]:
+    """The prompts, named for the branch analysed: on the uncond branch the text is the negative prompt."""
+    attrs = view.attrs
+    if view.branch == BRANCH_UNCOND:
+        return [["Negative prompt (the uncond branch analysed here)", md(view.prompt)],
+                ["Prompt (cond branch, not analysed here)", md(attrs.get(Attr.PROMPT))]]
+    return [["Prompt", md(view.prompt)], ["Negative prompt", md(attrs.get(Attr.NEGATIVE_PROMPT))]]
+
+
+def _where(winners: np.ndarray, unit: int) -> str:
+    """Where a unit wins locations: its share of them, the part of the frame and the latent frames."""
+    mask = np.asarray(winners) == unit
+    if not mask.any():
+        return "wins no location"
+    frames, height, width = mask.shape
+    _, ys, xs = np.nonzero(mask)
+    y, x = (ys.mean() + 0.5) / height, (xs.mean() + 0.5) / width
+    vertical = "top" if y < 0.4 else "bottom" if y > 0.6 else "middle"
+    horizontal = "left" if x < 0.4 else "right" if x > 0.6 else "centre"
+    spread = ys.std() / height + xs.std() / width
+    place = "spread over the frame" if spread > 0.45 else (
+        "centre" if (vertical, horizontal) == ("middle", "centre") else f"{vertical} {horizontal}".replace(
+            "middle ", "").replace(" centre", ""))
+    per_frame = mask.reshape(frames, -1).mean(axis=1)
+    best = int(np.argmax(per_frame))
+    return (f"wins {mask.mean():.0%} of the locations, mostly {place}, most in latent frame {best} "
+            f"({per_frame[best]:.0%} of it)")
+
+
+def summary(analysis: Analysis) -> list[str]:
+    """Ten seconds' reading: the words that take the most attention and where, entropy and padding over the
+    steps, and anything unusual."""
+    view, stats, units = analysis.view, analysis.stats, analysis.units
+    steps = stats.steps
+    token_mass = stats.token_mass()
+    total = max(float(token_mass.sum()), 1e-30)
+    masses = [float(token_mass[list(u.tokens)].sum()) for u in units]
+    order = sorted(range(len(units)), key=lambda u: -masses[u])[:3]
+    lines = []
+    if order:
+        words = "; ".join(f"**{md(units[u].label)}** ({masses[u] / total:.0%} of the text attention, "
+                          f"{_where(analysis.winners, u)})" for u in order)
+        lines.append(f"- Most attended {'words' if units[0].kind == 'word' else 'tokens'}: {words}.")
+    first, last = steps[0], steps[-1]
+    uniform = math.log(max(len(view.tokens), 1))
+    if len(steps) > 1:
+        entropy = (f"text entropy (nats; uniform over the tokens: {uniform:.2f}) "
+                   f"{_move(first.text_entropy, last.text_entropy, 2)}")
+        padding = f"padding mass {_move(first.padding, last.padding, 3)}"
+        lines.append(f"- Over steps {first.index}–{last.index}: {entropy}; {padding}.")
+    else:
+        lines.append(f"- One step analysed ({first.index}): text entropy {_f(first.text_entropy, 2)} nats "
+                     f"(uniform: {uniform:.2f}), padding mass {_f(first.padding, 3)}.")
+    unusual = []
+    if view.missing_steps:
+        unusual.append(f"{missing_sentence(view)}")
+    if analysis.skipped:
+        unusual.append(f"{len(analysis.skipped)} step(s) skipped as corrupt (NaN or out-of-range values): steps "
+                       f"{ranges([e.step.index for e in analysis.skipped])}")
+    written = np.asarray(view.video_written, dtype=bool)
+    if written.size and not written.all():
+        unusual.append(f"partial video: frames {ranges(np.flatnonzero(~written).tolist())} of {written.size} "
+                       f"not recorded" if written.any() else "no video frame recorded")
+    if view.status != "complete":
+        unusual.append(f"status {md(view.status)}")
+    if view.branch == BRANCH_UNCOND:
+        unusual.append("this is the uncond branch: its text is the negative prompt")
+    lines.append(f"- Unusual: {'; '.join(unusual)}." if unusual else "- Nothing unusual: every recorded step is "
+                 "complete and every video frame written.")
+    return lines
+
+
+def _move(before: float, after: float, digits: int) -> str:
+    """How a number moved from the first analysed step to the last, in words."""
+    numbers = f"{_f(before, digits)} \u2192 {_f(after, digits)}"
+    if not (np.isfinite(before) and np.isfinite(after)):
+        return numbers
+    if abs(after - before) <= 0.01 * max(abs(before), 1e-12):
+        return f"stays flat ({numbers})"
+    return f"{'falls' if after < before else 'rises'} ({numbers})"
 
 
 def _skipped(analysis: Analysis) -> list[str]:
@@ -319,7 +432,8 @@ def _pictures(analysis: Analysis, written: dict[str, Written], link) -> list[str
             body = [f"![{kind.title}]({link(files)})"]
         else:
             body = [f"[{md(files.name)}]({link(files)})"]
-        lines += [f"### {kind.title}", ""] + body + [""]
+        how = HOW_TO_READ.get(kind.name)
+        lines += [f"### {kind.title}", ""] + ([f"How to read this: {how}", ""] if how else []) + body + [""]
     return lines
 
 

@@ -13,6 +13,8 @@ from analyzer.outputs.registry import Context, Output
 from analyzer.word_views import sheet_cell, word_views
 
 SEGMENTATION = "token_segmentation"
+HEADING = ("Each location tinted by the word with the most step-mean attention there; "
+           "columns: sampled video frames (pixel frame, latent frame)")
 
 
 def _render(ctx: Context) -> Path | None:
@@ -22,8 +24,8 @@ def _render(ctx: Context) -> Path | None:
     winners = ctx.analysis.winners
     cells = [sheet_cell(overlays.segment_overlay(views.small[p], winners[views.latent_of[p]], views.size),
                         views.written[p]) for p in views.sampled]
-    top = overlays.contact_sheet([cells], ["winning word"], views.column_labels)
-    legend = overlays.legend_strip([u.label for u in views.units], top.width)
+    top = overlays.contact_sheet([cells], ["winning word"], views.column_labels, heading=HEADING)
+    legend = overlays.legend_strip([u.label for u in views.units], max(top.width, 600))
     return output.save_image(overlays.stack_vertically(top, legend), ctx.out / SEGMENTATION,
                              ctx.options.image_format)
 

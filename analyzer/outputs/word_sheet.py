@@ -9,6 +9,8 @@ from analyzer.outputs.registry import Context, Later, Output
 from analyzer.word_views import word_views
 
 WORD_SHEET = "word_contact_sheet"
+COLUMNS_NOTE = ("Rows: words. Columns: video frames sampled evenly from first to last "
+                "(pixel frame, and the latent frame whose map is shown)")
 
 
 def _render(ctx: Context) -> Later | None:
@@ -18,8 +20,11 @@ def _render(ctx: Context) -> Later | None:
 
     def finish() -> Path:
         rows = [row for _, row in views.results()]
-        sheet = overlays.contact_sheet(rows, [u.label for u in views.units], views.column_labels)
-        return output.save_image(sheet, ctx.out / WORD_SHEET, ctx.options.image_format)
+        sheet = overlays.contact_sheet(rows, [u.label for u in views.units], views.column_labels,
+                                       heading=COLUMNS_NOTE)
+        scale = overlays.heat_scale_strip(sheet.width, overlays.scale_note(ctx.options.normalize))
+        return output.save_image(overlays.stack_vertically(sheet, scale), ctx.out / WORD_SHEET,
+                                 ctx.options.image_format)
 
     return Later(finish)
 
