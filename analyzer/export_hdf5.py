@@ -36,6 +36,7 @@ from zarr.core.sync import sync
 from shared import schema
 from shared.errors import describe as reason
 from shared.hdf5_store import DATA_TYPES, HDF5_RESERVED_ATTRIBUTES, JSON_ATTRIBUTES, SCALES_GROUP
+from shared.schema import Attr
 from shared.store import StoreError, open_store
 
 EXTENSIONS = (".h5", ".hdf5")
@@ -220,6 +221,10 @@ def export_hdf5(location: str | os.PathLike, out: str | os.PathLike, *, storage_
 
     target = _check_out(out)
     root = open_store(location, storage_options)
+    status = root.attrs[Attr.STATUS]
+    if status not in schema.FINAL_STATUSES:  # the copy would say "recording" forever, and could miss chunks
+        raise StoreError(f"{location} is still being recorded (status {str(status)[:40]!r}); export it when it "
+                         "ends (or `wan-analyze subset` it now: a subset of a live recording is marked interrupted)")
     fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     os.close(fd)
     try:

@@ -14,6 +14,7 @@ before its flag, so they are in the zip too.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import warnings
@@ -68,38 +69,47 @@ def pack_store(location: str | os.PathLike, out: str | os.PathLike, *, force: bo
         raise StoreError(f"{location} is still being recorded (status {str(status)[:40]!r}), and a zip cannot be "
                          "updated later; pack it when it ends, or pass --force for a snapshot marked interrupted")
     specs = store_arrays(root.attrs.asdict())  # the schema's arrays only: nothing else in the folder goes in
-    arrays = sorted((spec.path for spec in specs), key=lambda p: (p not in _FLAGS_FIRST, p))
+    arrays = {spec.path: root[spec.path] for spec in specs}
     groups = store_groups(specs)
     store = root.store
-    chunk_keys = [key for array in arrays for key in _chunk_keys(store, array)]
-    metadata = _metadata(store, groups + arrays, forced)
+    # The flags' bytes are read before anything else is listed or read: every step (frame) they call
+    # complete (written) had its chunks written before its flag, so the listing below finds them.
+    flags = {key: data for path in _FLAGS_FIRST if path in arrays
+             for key in _chunk_keys(store, arrays[path]) if (data := _get(store, key)) is not None}
+    chunk_keys = [key for path, array in sorted(arrays.items()) if path not in _FLAGS_FIRST
+                  for key in _chunk_keys(store, array)]
+    metadata = _metadata(store, groups + list(arrays), forced)
 
     partial = path.with_name(f".{path.name}.partial")
-    written = 0
+    written, created = 0, False
     try:
-        with open(partial, "xb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED, allowZip64=True) as archive, \
-                tqdm(total=len(chunk_keys) + len(metadata), desc="pack", unit="key", file=sys.stderr,
-                     disable=not progress) as bar:
-            for key, data in metadata.items():  # zarr.json first: a reader finds the root at the start
-                archive.writestr(_member(key), data)
-                written += len(data)
-                bar.update(1)
-            for key in chunk_keys:
-                data = _get(store, key)
-                if data is not None:  # a chunk listed but gone (the recorder replaced it): as if never written
+        with open(partial, "xb") as raw:
+            created = True
+            with zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED, allowZip64=True) as archive, \
+                    tqdm(total=len(chunk_keys) + len(metadata) + len(flags), desc="pack", unit="key",
+                         file=sys.stderr, disable=not progress) as bar:
+                for key, data in [*metadata.items(), *flags.items()]:  # zarr.json first: the root at the start
                     archive.writestr(_member(key), data)
                     written += len(data)
-                bar.update(1)
-            archive.close()
+                    bar.update(1)
+                for key in chunk_keys:
+                    data = _get(store, key)
+                    if data is not None:  # a chunk listed but gone: as if never written
+                        archive.writestr(_member(key), data)
+                        written += len(data)
+                    bar.update(1)
             raw.flush()
             os.fsync(raw.fileno())
         os.link(partial, path)  # never replaces a file that appeared meanwhile
     except FileExistsError:
-        raise StoreError(f"{out} already exists; choose another output (a pack never replaces a file)") from None
+        where = path if created else partial
+        raise StoreError(f"{where} already exists (another pack writing, or one that was stopped); choose another "
+                         "output, or remove it if no pack runs") from None
     except OSError as exc:
         raise StoreError(f"cannot write {out}: {describe(exc)}") from None
     finally:
-        partial.unlink(missing_ok=True)
+        if created:  # only the file this call made: another pack's partial is not ours
+            partial.unlink(missing_ok=True)
     final = schema.STATUS_INTERRUPTED if forced else str(status)
     return Packed(path, len(metadata) + len(chunk_keys), written, final, forced)
 
@@ -115,10 +125,19 @@ def _get(store, key: str) -> bytes | None:
     return None if buffer is None else buffer.to_bytes()
 
 
-def _chunk_keys(store, array_path: str) -> list[str]:
-    """The array's chunk keys that exist, from one listing of its prefix."""
+def _chunk_keys(store, array: zarr.Array) -> list[str]:
+    """The array's chunk keys that exist, from one listing of its prefix: only keys of its chunk grid
+    (``c/i/j/...`` inside the grid), never a half-written ``.partial`` file or anything else left there."""
+    prefix = f"{array.path}/"
+    grid = [math.ceil(n / c) for n, c in zip(array.shape, array.chunks)]
+
+    def in_grid(key: str) -> bool:
+        parts = key[len(prefix):].split("/")
+        return parts[0] == "c" and len(parts) == len(grid) + 1 and \
+            all(p.isdigit() and int(p) < n for p, n in zip(parts[1:], grid))
+
     async def listing():
-        return sorted([key async for key in store.list_prefix(f"{array_path}/") if not key.endswith("zarr.json")])
+        return sorted([key async for key in store.list_prefix(prefix) if in_grid(key)])
     return sync(listing())
 
 

@@ -26,7 +26,7 @@ from shared import schema
 from shared.errors import describe
 from shared.precision import round_mantissa
 from shared.schema import Attr, RecordOption, SubsetKey
-from shared.store import BranchLayout, StoreError, StoreLayout, create_recording_store, open_store
+from shared.store import BranchLayout, StoreError, StoreLayout, create_recording_store, finish, open_store
 
 BRANCH_ALL = "all"
 # What the new store's creation sets, or what is set only when the copy is done: never copied up front.
@@ -176,7 +176,12 @@ def subset_store(location, out, *, steps=None, layers=None, layer_mean: bool = F
     try:
         _copy(src, store.root, kept, layer_positions, branches, mean, bits if bits < current_bits else None,
               written, progress)
-        store.root.attrs.update({**{k: attrs[k] for k in _AT_THE_END if k in attrs}, Attr.STATUS: status})
+        final = {**{k: attrs[k] for k in _AT_THE_END if k in attrs}, Attr.STATUS: status}
+        if status not in schema.FINAL_STATUSES:  # cut from a live recording: a snapshot, never "recording" forever
+            final.update({Attr.STATUS: schema.STATUS_INTERRUPTED, Attr.INTERRUPTED_BY: "wan-analyze subset",
+                          Attr.ERROR: f"cut while the source was at status {status!r}: later steps are not here",
+                          Attr.ENDED_AT: _now()})
+        finish(store.root, final)  # status last, then the metadata consolidated for remote readers
     except BaseException as exc:
         try:
             store.root.attrs.update({Attr.STATUS: schema.STATUS_FAILED, Attr.ENDED_AT: _now(),

@@ -451,12 +451,19 @@ def run_share(jobs: list[Job], outdir: str, place: Place, load, *, overwrite_fai
 def _write_json(path: str, data) -> None:
     """Write ``data`` to ``path`` through a temporary file, fsynced, renamed into place."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, ensure_ascii=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, ensure_ascii=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)  # a full disk leaves no half-written catalog behind
+        except OSError:
+            pass
+        raise
 
 
 def write_rank_catalog(outdir: str, place: Place, result: BatchResult) -> str:

@@ -174,8 +174,9 @@ def _dataset_info(path: str, ds) -> _ArrayInfo:
     if plist.get_external_count():
         raise Hdf5StoreError(f"{where} keeps its data in external files")
     chunks = tuple(int(c) for c in ds.chunks)
+    stored_itemsize = int(string.length) if text else dtype.itemsize  # a fixed-length string: its declared length
     if len(chunks) != len(shape) or any(c < 1 for c in chunks) \
-            or math.prod(chunks) * dtype.itemsize > MAX_KEY_BYTES:
+            or math.prod(chunks) * max(stored_itemsize, 1) > MAX_KEY_BYTES:
         raise Hdf5StoreError(f"{where} declares chunks of {list(chunks)}, beyond what a store holds")
     filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
     unknown = [f for f in filters if f not in ALLOWED_FILTERS]

@@ -361,10 +361,22 @@ def _check_remote_replaceable(store, url: str, overwrite: bool) -> dict | None:
     return attrs
 
 
+def _is_store_key(key: str) -> bool:
+    """Whether ``key`` is one a store of any version writes: a schema node's zarr.json, or a chunk of a schema
+    array. Object storage has no folders to remove whole, and a user's ``video/clip.mp4`` beside a store is not
+    the store's."""
+    arrays = {spec.path for spec in (*schema.STEP_ARRAYS, schema.LAYER_BLOCK, schema.VIDEO, schema.VIDEO_WRITTEN)}
+    for branch in schema.BRANCHES:
+        arrays |= {spec.path for spec in (*schema.branch_arrays(branch), *schema.coordinate_arrays(branch))}
+    nodes = {"", *arrays, *(path.rsplit("/", 1)[0] for path in arrays if "/" in path)}
+    return key in {f"{node}/zarr.json" if node else "zarr.json" for node in nodes} or \
+        any(key.startswith(f"{array}/c/") for array in arrays)
+
+
 def _remove_remote_store_keys(store) -> None:
-    """Delete the store's own keys under the URL (its metadata and arrays), nothing else."""
+    """Delete the store's own keys under the URL (its metadata and chunks), the root zarr.json last, nothing else."""
     async def remove():
-        keys = [key async for key in store.list() if key.split("/")[0] in _STORE_NAMES]
+        keys = sorted([key async for key in store.list() if _is_store_key(key)], key=lambda k: k == "zarr.json")
         for key in keys:
             await store.delete(key)
     sync(remove())

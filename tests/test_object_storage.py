@@ -125,9 +125,11 @@ def test_an_existing_remote_store_is_replaced_only_when_ours_and_finished(s3, re
     write_store(tmp_path / "done.zarr", small_spec())
     fs.put(str(tmp_path / "done.zarr"), "studio/done.zarr", recursive=True)
     fs.pipe("studio/done.zarr/README.txt", b"keep me")
+    fs.pipe("studio/done.zarr/video/clip.mp4", b"mine too")  # under a store name, yet not the store's
     root = create_store("s3://studio/done.zarr", _layout_of(tmp_path), overwrite=True, storage_options=options)
     assert root.attrs[Attr.STATUS] == schema.STATUS_RECORDING
     assert fs.cat("studio/done.zarr/README.txt") == b"keep me"
+    assert fs.cat("studio/done.zarr/video/clip.mp4") == b"mine too"
 
 
 def test_wan_record_into_s3_then_validate_it_there(s3, tiny_model_dir):

@@ -121,3 +121,16 @@ def test_pack_of_a_missing_store_is_one_line(tmp_path):
     result = CliRunner().invoke(main, ["pack", str(tmp_path / "nope.zarr"), str(tmp_path / "out.zip")])
     assert result.exit_code == 1 and "Error: no store at" in result.output
     assert not (tmp_path / "out.zip").exists()
+
+
+def test_pack_leaves_out_half_written_keys_and_never_removes_another_packs_file(store, tmp_path):
+    stale = store / "cond" / "attention" / "c" / ".0.1f2e.partial"  # what a killed recorder leaves
+    stale.write_bytes(b"half a chunk")
+    theirs = tmp_path / ".busy.zip.partial"
+    theirs.write_bytes(b"another pack at work")
+    result = CliRunner().invoke(main, ["pack", str(store), str(tmp_path / "busy.zip"), "--quiet"])
+    assert result.exit_code == 1 and "already exists (another pack writing" in result.output, result.output
+    assert theirs.read_bytes() == b"another pack at work" and not (tmp_path / "busy.zip").exists()
+    result = CliRunner().invoke(main, ["pack", str(store), str(tmp_path / "s.zip"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert not [n for n in zipfile.ZipFile(tmp_path / "s.zip").namelist() if "partial" in n]

@@ -288,3 +288,16 @@ def test_a_failure_midway_leaves_no_complete_status(tmp_path, full, monkeypatch)
     attrs = open_store(out).attrs.asdict()
     assert attrs[Attr.STATUS] == schema.STATUS_FAILED
     assert "No space left" in attrs[Attr.ERROR]
+
+
+def test_a_subset_or_export_of_a_live_recording_is_never_left_recording(tmp_path):
+    from analyzer.export_hdf5 import export_hdf5
+
+    write_store(tmp_path / "live.zarr", small_spec(status=schema.STATUS_RECORDING, complete=[True, True, False]))
+    cut = open_store(subset_store(tmp_path / "live.zarr", tmp_path / "cut.zarr"))
+    assert cut.attrs[Attr.STATUS] == schema.STATUS_INTERRUPTED
+    assert cut.attrs[Attr.INTERRUPTED_BY] == "wan-analyze subset"
+    assert zarr.open_group(str(tmp_path / "cut.zarr"), mode="r").metadata.consolidated_metadata is not None
+    with pytest.raises(StoreError, match="still being recorded"):
+        export_hdf5(tmp_path / "live.zarr", tmp_path / "live.h5")
+    assert not list(tmp_path.glob("*.h5*")) and not list(tmp_path.glob(".live.h5*"))

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from analyzer.errors import AnalyzerError, StepError
+from analyzer.errors import StepError
 from analyzer.statistics import layer_mean, membership, reduce_step
 from analyzer.viewer.data import MEAN, base_meta, frame_jpeg, open_branches, slice_payload, word_groups, word_shares
 from analyzer.viewer.page import render_page, script_json
@@ -54,10 +54,13 @@ class ViewerData:
             with self.lock:
                 if key in self.cache:
                     return self.cache[key]
-            value = compute()
+            try:
+                value = compute()
+            finally:
+                with self.lock:
+                    self.key_locks.pop(key, None)  # a failed computation is tried again by the next request
             with self.lock:
                 self.cache[key] = value
-                self.key_locks.pop(key, None)
                 while len(self.cache) > CACHE_ENTRIES:
                     self.cache.popitem(last=False)
             return value
@@ -172,8 +175,9 @@ def make_server(location, *, port: int = 0, storage_options=None) -> ThreadingHT
                     self._send(404, b"not found", "text/plain")
             except (KeyError, ValueError) as exc:
                 self._send(404, str(exc).encode("utf-8", "replace"), "text/plain; charset=utf-8")
-            except (AnalyzerError, StepError, OSError) as exc:
-                self._send(500, " ".join(str(exc).split()).encode("utf-8", "replace"), "text/plain; charset=utf-8")
+            except Exception as exc:  # noqa: BLE001 - a bad chunk, a StoreError: one line to the page, no traceback
+                line = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+                self._send(500, line.encode("utf-8", "replace"), "text/plain; charset=utf-8")
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
