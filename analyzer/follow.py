@@ -39,8 +39,11 @@ class Progress:
 def recording_progress(location: str | os.PathLike, storage_options: dict | None = None) -> Progress:
     """The status and the number of complete steps, read now (a local store is never read from a cached copy)."""
     root = open_store(location, storage_options)
-    flags = np.asarray(root[schema.STEP_COMPLETE.path][:], dtype=bool)
-    return Progress(str(root.attrs[Attr.STATUS]), int(flags.sum()), int(flags.size))
+    try:
+        flags = np.asarray(root[schema.STEP_COMPLETE.path][:], dtype=bool)
+        return Progress(str(root.attrs[Attr.STATUS]), int(flags.sum()), int(flags.size))
+    finally:
+        root.store.close()  # a zip or HDF5 file handle, opened again at the next look
 
 
 def follow(location: str | os.PathLike, out_dir: str | os.PathLike, *, interval: float = 5.0,
