@@ -147,7 +147,9 @@ class Recording:
             ds = xr.open_zarr(view.root.store, group=branch, consolidated=False)
         if schema.DIM_STEP not in ds.coords:  # schema 1.0-1.2: no coordinate arrays
             ds = ds.assign_coords(_coordinates_of(view))
-        return ds
+        # The labels along an axis are small: in memory, so that groupby("word") and where(word == ...) work
+        # when dask backs the data (xarray refuses to group by a lazy dask array).
+        return ds.assign_coords({name: coord.load() for name, coord in ds.coords.items() if name not in ds.indexes})
 
     # --- word maps -------------------------------------------------------------------------
     def word_map(self, word: str | int, steps=None, layers=None, reduce: str = "sum", pixel_grid: bool = False, *,

@@ -100,6 +100,9 @@ class RecordingSession:
             with pipeline_progress(pipe, False), self.capture:  # one bar: ours, which also shows the queue
                 frames = pipe(**pipeline_call_kwargs(pipe, request), callback_on_step_end=on_step_end).frames[0]
             generation_s = time.perf_counter() - started
+            # Every queued step is on disk before the first frame: a disk that fills up during the video
+            # then costs frames, never steps (which are worth more, and which the video cannot replace).
+            self.writer.flush()
             write_video(root, frames)
             self.writer.close()
         finally:

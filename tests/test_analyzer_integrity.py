@@ -17,7 +17,7 @@ from analyzer_cli_helpers import assert_one_line_error, run
 from PIL import Image
 from synthetic_store import owner_blocks, small_spec, write_store
 
-from analyzer import output
+from analyzer import output, overlays
 from analyzer.errors import AnalyzerError
 from analyzer.integrity import row_sum_tolerance
 from analyzer.overlays import NOT_RECORDED_GREY
@@ -350,7 +350,8 @@ PARTIAL = ("The video is partial: frames 0-4 of 13 exist; frames 5-12 were not r
 
 def _dark_fraction(image: Image.Image) -> float:
     """Share of the frame (below its caption strip) in the label's dark band colour."""
-    body = np.asarray(image.convert("RGB"))[20:].astype(int)
+    body = np.asarray(image.convert("RGB")).astype(int)
+    body = body[overlays.caption_height(body.shape[1]):]
     return float((np.abs(body - 40).max(axis=2) <= 12).mean())
 
 
@@ -370,7 +371,8 @@ def test_partial_video_from_video_written(tmp_path):
         missing = gif.convert("RGB")
     assert _dark_fraction(recorded) == 0.0
     assert _dark_fraction(missing) > 0.05  # the "frame not recorded" band
-    body = np.asarray(missing)[20:].astype(int)
+    body = np.asarray(missing).astype(int)
+    body = body[overlays.caption_height(body.shape[1]):]
     assert (body.max(axis=2) < 16).mean() == 0.0  # nothing of it is black
 
 

@@ -45,7 +45,10 @@ def store(tmp_path_factory):
 def _open(path, group="cond"):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # no consolidated metadata on a synthetic store: xarray says so
-        return xr.open_zarr(path, group=group, consolidated=False)
+        # chunks=None: lazy numpy-backed arrays, so that groupby("word") works whether or not dask is installed
+        # (with dask, xarray makes every coordinate a dask array and refuses to group by it; rec.dataset()
+        # loads the coordinates for that reason)
+        return xr.open_zarr(path, group=group, consolidated=False, chunks=None)
 
 
 def test_every_axis_is_labelled(store):
@@ -222,3 +225,14 @@ def test_a_recording_is_labelled(tiny_pipe, small_request, tmp_path):
         if cat is not None:
             assert cat.sizes["layer"] == len(root["layers/block"][:])
     open_store(path)
+
+
+def test_groupby_word_through_the_api_with_dask_installed(store):
+    pytest.importorskip("dask")
+    from analyzer import open_recording
+
+    raw = np.asarray(zarr.open_group(store, mode="r")["cond/attention"][...], dtype=np.float64)
+    ds = open_recording(store).dataset()
+    assert ds.attention.chunks is not None  # dask-backed data
+    summed = ds.attention.astype("float64").groupby("word").sum()
+    np.testing.assert_allclose(summed.sel(word="cats").values, raw[..., 2] + raw[..., 3])
