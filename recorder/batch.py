@@ -25,6 +25,7 @@ last one to finish writes the whole catalog (a SLURM array whose tasks need not 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import fcntl
 import json
@@ -39,7 +40,9 @@ from types import SimpleNamespace
 
 from recorder import inputs
 from recorder.errors import RecordError, RecordInterrupted
+from recorder.request import GenerationRequest
 from shared.errors import describe, first_line
+from shared.schema import FLOAT16_MANTISSA_BITS
 
 CATALOG_NAME = "catalog.json"
 CATALOG_VERSION = 1
@@ -63,25 +66,29 @@ class BatchError(RecordError):
     """A prompts file or batch option that cannot be run. One line, before any model loads."""
 
 
+# WanPipeline's own defaults, as GenerationRequest holds them: one place, so a batch never drifts from a recording.
+_REQUEST_DEFAULTS = {f.name: f.default for f in dataclasses.fields(GenerationRequest)}
+
+
 @dataclass(frozen=True)
 class Defaults:
     """The per-job options a line does not give (the command line's)."""
 
-    negative_prompt: str = ""
-    seed: int = 0  # a line without a seed gets seed + its job index
-    height: int = 480
-    width: int = 832
-    frames: int = 81
-    steps: int = 50
-    guidance: float = 5.0
-    guidance_2: float | None = None
-    max_sequence_length: int = 512
+    negative_prompt: str = _REQUEST_DEFAULTS["negative_prompt"]
+    seed: int = _REQUEST_DEFAULTS["seed"]  # a line without a seed gets seed + its job index
+    height: int = _REQUEST_DEFAULTS["height"]
+    width: int = _REQUEST_DEFAULTS["width"]
+    frames: int = _REQUEST_DEFAULTS["num_frames"]
+    steps: int = _REQUEST_DEFAULTS["num_inference_steps"]
+    guidance: float = _REQUEST_DEFAULTS["guidance_scale"]
+    guidance_2: float | None = _REQUEST_DEFAULTS["guidance_scale_2"]
+    max_sequence_length: int = _REQUEST_DEFAULTS["max_sequence_length"]
     layers: object = "all"
     heads: object = "mean"
     layer_mean: bool = False
     branch: str = "cond"
     step_stride: int = 1
-    mantissa_bits: int = 10
+    mantissa_bits: int = FLOAT16_MANTISSA_BITS
     query_chunk_mb: int = 256
 
 
@@ -179,7 +186,6 @@ def read_prompts(path: str) -> list[tuple[int, dict]]:
 def make_jobs(path: str, outdir: str, defaults: Defaults = Defaults()) -> list[Job]:
     """Every job of the prompts file, each checked as ``wan-record`` checks its inputs, before any model loads."""
     from recorder.capture import CaptureConfig  # torch: only once a command runs
-    from recorder.request import GenerationRequest
 
     jobs, names = [], {}
     for index, (number, fields) in enumerate(read_prompts(path)):
