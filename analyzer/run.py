@@ -60,12 +60,14 @@ def analyze(store_location: str | os.PathLike, out_dir: str | os.PathLike, *, st
              len(selection.steps), len(selection.layers), len(selection.units), ", ".join(k.name for k in kinds))
     plan = Plan(selection, output.prepare_directory(out_dir, opts.overwrite), tuple(k.name for k in kinds))
     step_jobs = {k.name: k.per_step(plan) for k in kinds if k.per_step is not None}
+    taps = {k.name: k.per_step_data(plan) for k in kinds if k.per_step_data is not None}
+    taps = {name: tap for name, tap in taps.items() if tap is not None}
 
     # the pool is shut down first, then the scratch files (the word views' video) go, even on error
     with ExitStack() as closing, Encoders(_work_pixels(kinds, selection, bool(step_jobs)),
                                           opts.encoder_processes) as encoders:
-        analysis, step_values = streaming.run_pass(selection, step_jobs, encoders, started)
-        ctx = Context(plan, analysis, encoders, step_values, closing)
+        analysis, step_values = streaming.run_pass(selection, step_jobs, encoders, started, tuple(taps.values()))
+        ctx = Context(plan, analysis, encoders, step_values, closing, taps)
         # every output starts its work (submits its encoder jobs) before any is waited for
         started_work = {k.name: k.render(ctx) for k in kinds if not k.last}
         for name, work in started_work.items():

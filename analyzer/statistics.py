@@ -22,7 +22,7 @@ Definitions (the report quotes them):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -48,6 +48,8 @@ class StepData:
     query_total: (queries,) float64, each query's attention summed over the tokens (None: not computed).
     heads: the step's per-head summaries of the selected layers, float64 by name: "entropy" and
         "padding" (layers, heads), "token_mass" (layers, heads, tokens); None when not read.
+    single_layers: (queries, tokens) float32 of the layer entries asked for by position among those read
+        (``keep_layers`` of :func:`reduce_step`: the viewer's single layers), decoded once with the mean.
     """
 
     step: Step
@@ -57,18 +59,22 @@ class StepData:
     layer_padding: np.ndarray
     query_total: np.ndarray | None = None
     heads: dict[str, np.ndarray] | None = None
+    single_layers: dict[int, np.ndarray] = field(default_factory=dict)
 
 
-def layer_mean(att: np.ndarray, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def layer_mean(att: np.ndarray, exact: bool = False,
+               keep: tuple[int, ...] | list[int] = ()) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
     """The mean over layers of (L, Q, T) attention, float32 (Q, T), and each layer's token mass, (L, T) float64.
 
     float16 layers are decoded one at a time into one reused float32 buffer by
     :func:`analyzer.arrays.half_to_single` (converting the whole step at once would double the
     memory, and numpy's own cast is the slowest step of the pass), which turns every value
     with its sign bit set into an "invalid" marker; ``exact`` decodes with numpy instead
-    (slower), for the rare step that holds -0.0.
+    (slower), for the rare step that holds -0.0. ``keep``: layers (by position) whose float32
+    values are returned too, by position, copied as they are decoded.
     """
     n_layers, n_queries, n_tokens = att.shape
+    kept: dict[int, np.ndarray] = {}
     total = np.zeros((n_queries, n_tokens), dtype=np.float32)
     layer_token_mass = np.empty((n_layers, n_tokens), dtype=np.float64)
     buffer = np.empty((n_queries, n_tokens), dtype=np.float32)
@@ -79,19 +85,23 @@ def layer_mean(att: np.ndarray, exact: bool = False) -> tuple[np.ndarray, np.nda
             np.copyto(buffer, att[layer])
         total += buffer
         layer_token_mass[layer] = column_sums(buffer) / n_queries
+        if layer in keep:
+            kept[layer] = buffer.copy()
     total /= np.float32(n_layers)
-    return total, layer_token_mass
+    return total, layer_token_mass, kept
 
 
-def reduce_step(view: StoreView, raw: RawStep) -> StepData:
+def reduce_step(view: StoreView, raw: RawStep, keep_layers: tuple[int, ...] | list[int] = ()) -> StepData:
     """Average a step over its layers, keeping each layer's token mass; a StepError if a value is wrong.
+
+    ``keep_layers``: layers (by position among those read) whose maps the step's data carries too.
 
     The checks (:mod:`analyzer.integrity`) run on the layer mean, not on every layer; only a
     step that fails them is gone over again, layer by layer, to name the bad value.
     """
     step, att, pad = raw.step, raw.attention, raw.padding
     n_layers, n_queries, _ = att.shape
-    total, layer_token_mass = layer_mean(att)
+    total, layer_token_mass, single_layers = layer_mean(att, keep=keep_layers)
     layer_padding = pad.sum(axis=1, dtype=np.float64) / n_queries
     padding = np.add.reduce(pad, axis=0, dtype=np.float32) / np.float32(n_layers)
     query_total = total.sum(axis=1, dtype=np.float64)  # the text entropy needs it too
@@ -101,14 +111,14 @@ def reduce_step(view: StoreView, raw: RawStep) -> StepData:
         if problem.layer is not None or not integrity.has_negative_zero(att):
             raise StepError(view.location, step, view.with_chunk(problem, raw))
         # -0.0 is a zero probability, but the fast decoding takes its sign bit for "invalid": decode exactly
-        total, layer_token_mass = layer_mean(att, exact=True)
+        total, layer_token_mass, single_layers = layer_mean(att, exact=True, keep=keep_layers)
         query_total = total.sum(axis=1, dtype=np.float64)
         if integrity.mean_problem(total, query_total, padding, layer_padding, pad, n_layers, where.tolerance):
             raise StepError(view.location, step, problem.message)
     problem = integrity.head_problem(raw.heads, view.head_paths, where)
     if problem is not None:
         raise StepError(view.location, step, problem)
-    return StepData(step, total, padding, layer_token_mass, layer_padding, query_total, raw.heads)
+    return StepData(step, total, padding, layer_token_mass, layer_padding, query_total, raw.heads, single_layers)
 
 
 def entropy_from_sums(total: np.ndarray, weighted_log: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from analyzer import heatmaps, statistics
 from analyzer.encoders import Encoders
 from analyzer.errors import AnalyzerError, StepError
 from analyzer.options import Analysis, Selection
-from analyzer.outputs import StepJob
+from analyzer.outputs import StepJob, StepTap
 from analyzer.reader import Step, StoreView
 from analyzer.statistics import Accumulator, StepData
 
@@ -32,7 +32,8 @@ STEP_PICTURE_PIXELS = 800 * 640
 
 
 def iter_steps(view: StoreView, steps: list[Step], layers: list[int], ahead: int = 3,
-               on_skip: Callable[[StepError], None] | None = None) -> Iterator[StepData]:
+               on_skip: Callable[[StepError], None] | None = None,
+               keep_layers: tuple[int, ...] = ()) -> Iterator[StepData]:
     """Yield each step's reduced data in order, as a three-stage pipeline.
 
     One thread reads (and decompresses) steps, a second reduces them over layers, and the
@@ -45,9 +46,16 @@ def iter_steps(view: StoreView, steps: list[Step], layers: list[int], ahead: int
         return
     with ThreadPoolExecutor(1, thread_name_prefix="wan-analyze-read") as readers, \
             ThreadPoolExecutor(1, thread_name_prefix="wan-analyze-reduce") as reducers:
+        def reduce(raw: Future) -> StepData:
+            step = raw.result()
+            try:
+                return statistics.reduce_step(view, step, keep_layers)
+            finally:
+                view.release(step)  # StepData keeps nothing of it: the next read reuses its buffer
+
         def start(step: Step) -> Future:
             raw = readers.submit(view.read_raw, step, layers)
-            return reducers.submit(lambda: statistics.reduce_step(view, raw.result()))
+            return reducers.submit(reduce, raw)
 
         pending = deque(start(step) for step in steps[:ahead])
         following = iter(steps[ahead:])
@@ -76,12 +84,13 @@ def run_step_jobs(image: Image.Image, index: int, jobs: tuple[StepJob, ...]) -> 
 
 
 def run_pass(selection: Selection, step_jobs: dict[str, StepJob], encoders: Encoders,
-             started: float) -> tuple[Analysis, dict[str, list]]:
+             started: float, taps: tuple[StepTap, ...] = ()) -> tuple[Analysis, dict[str, list]]:
     """Read every selected step once; return the analysis and, per output with a per-step job, its results.
 
     With ``step_jobs`` each step's picture is drawn here and its jobs are encoded by
-    ``encoders``; at most a few pictures per worker wait. With ``skip_corrupt`` a step that
-    fails a check is left out and listed in the analysis; if every step is, that is an error.
+    ``encoders``; at most a few pictures per worker wait. ``taps`` take each step's reduced
+    data here (and each skipped step's error). With ``skip_corrupt`` a step that fails a
+    check is left out and listed in the analysis; if every step is, that is an error.
     """
     view, opts = selection.view, selection.options
     frames, height, width = view.grid
@@ -103,13 +112,19 @@ def run_pass(selection: Selection, step_jobs: dict[str, StepJob], encoders: Enco
 
     def skip(error: StepError) -> None:
         skipped.append(error)
+        for tap in taps:
+            tap.skip(error)
         bar.update(1)
+
+    keep_layers = tuple(sorted({layer for tap in taps for layer in tap.layers}))
 
     with bar:
         two = heatmaps.two_experts(view.attrs, [s.expert for s in selection.steps])  # name the expert only then
         for data in iter_steps(view, list(selection.steps), list(selection.layers),
-                               on_skip=skip if opts.skip_corrupt else None):
+                               on_skip=skip if opts.skip_corrupt else None, keep_layers=keep_layers):
             summary, heatmap = stats.add(data)
+            for tap in taps:
+                tap.add(data)
             if renderer is not None:
                 title = heatmaps.step_title(summary.index, summary.timestep, summary.expert, two)
                 image = renderer.render(heatmap, title)

@@ -29,6 +29,7 @@ from analyzer.outputs.registry import (
     Output,
     Plan,
     StepJob,
+    StepTap,
     Written,
     describe,
     finish,
@@ -39,8 +40,8 @@ from analyzer.outputs.registry import (
     unregister,
 )
 
-__all__ = ["Context", "Later", "Output", "Plan", "StepJob", "Written", "describe", "finish", "names", "register",
-           "registered", "select", "unregister"]
+__all__ = ["Context", "Later", "Output", "Plan", "StepJob", "StepTap", "Written", "describe", "finish", "names",
+           "register", "registered", "select", "unregister"]
 
 # statistics and the viewer come just before the report, which links their files
 for _kind in (montage, animation, word_sheet, segmentation, padding, layers, heads, steps, words, video, statistics,

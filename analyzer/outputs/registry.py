@@ -19,16 +19,35 @@ from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from analyzer.encoders import Encoders
 from analyzer.errors import AnalyzerError
 from analyzer.options import Analysis, Options, Selection
 
+if TYPE_CHECKING:
+    from analyzer.errors import StepError
+    from analyzer.statistics import StepData
+
 Written = Path | list[Path]  # what an output wrote: its file, or its files in order
 # fn(image, step_index, *args), run on each analysed step's picture inside one encoder job
 # per step (so fn and args must pickle: a module-level function, plain values)
 StepJob = tuple[Callable[..., object], tuple]
+
+
+class StepTap(Protocol):
+    """What an output takes from each analysed step's reduced data, in this process, during the pass
+    (the viewer's maps): the layer mean, and the maps of the single layers it names.
+
+    layers: positions among the selection's layers whose float32 maps ``add`` receives in
+        ``data.single_layers`` (decoded once, with the mean).
+    """
+
+    layers: tuple[int, ...]
+
+    def add(self, data: StepData) -> None: ...
+
+    def skip(self, error: StepError) -> None: ...
 T = TypeVar("T")
 
 
@@ -60,6 +79,7 @@ class Context:
     """What an output renders from, after the pass.
 
     step_values: for each kind with a ``per_step`` job, its job's result for every analysed step, in order.
+    taps: for each kind with a ``per_step_data`` tap that took part in the pass, the tap.
     written: the files of the kinds rendered before (what a ``last`` kind such as the report links to).
     closing: closed after the encoder pool has shut down (scratch files shared with worker processes).
     """
@@ -69,6 +89,7 @@ class Context:
     encoders: Encoders
     step_values: dict[str, list]
     closing: ExitStack
+    taps: dict[str, StepTap] = field(default_factory=dict)
     written: dict[str, Written] = field(default_factory=dict)
     _shared: dict = field(default_factory=dict)
 
@@ -101,6 +122,8 @@ class Output:
         a Future or :class:`Later` of those (waited for once every output has started its work).
     per_step: what it needs from the streaming pass: given the plan, the job to run on each step's
         picture (the pass draws the pictures only when a chosen kind has one).
+    per_step_data: given the plan, a :class:`StepTap` that takes each step's reduced data in this process
+        during the pass, or None when it will read what it needs itself (called before the pass).
     work_pixels: roughly how many pixels its encoder jobs write: what decides on worker processes.
     report: its body in the report's "Pictures" section, from (analysis, what it wrote, link); by
         default the picture itself (one file) or a list of links (several).
@@ -114,6 +137,7 @@ class Output:
     files: str
     render: Callable[[Context], object]
     per_step: Callable[[Plan], StepJob] | None = None
+    per_step_data: Callable[[Plan], StepTap | None] | None = None
     work_pixels: Callable[[Selection], int] | None = None
     report: Callable[[Analysis, Written, Callable[[Path], str]], list[str]] | None = None
     last: bool = False

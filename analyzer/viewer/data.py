@@ -24,7 +24,7 @@ import numpy as np
 
 from analyzer.errors import StepError
 from analyzer.reader import Step, StoreView
-from analyzer.statistics import layer_mean, membership, reduce_step
+from analyzer.statistics import membership, reduce_step
 from analyzer.text import block_label
 from shared import schema
 
@@ -208,9 +208,22 @@ def base_meta(plans: list[BranchPlan]) -> dict:
     }
 
 
-def build_page_data(location, *, storage_options: dict | None = None, budget_bytes: int = DEFAULT_BUDGET,
-                    frame_width: int = FRAME_WIDTH) -> PageData:
-    """Read the store (one step at a time) into a :class:`PageData` of about ``budget_bytes`` at most."""
+@dataclass
+class PagePlan:
+    """What the page keeps, decided before any map is read: its data so far, the steps and layers it keeps."""
+
+    data: PageData
+    plans: list[BranchPlan]
+    step_count: int  # steps kept per branch (evenly spaced)
+    kept_layers: list[int]  # layer entries kept singly (averaged over the steps; per step too when ``both``)
+    both: bool
+    reductions: list[str]
+    budget_bytes: int
+
+
+def plan_page(location, *, storage_options: dict | None = None, budget_bytes: int = DEFAULT_BUDGET,
+              frame_width: int = FRAME_WIDTH) -> PagePlan:
+    """The page's metadata and video frames, and which maps fit in what is left of ``budget_bytes``."""
     plans = open_branches(location, storage_options)
     view = plans[0].view
     meta = base_meta(plans)
@@ -248,7 +261,7 @@ def build_page_data(location, *, storage_options: dict | None = None, budget_byt
     if not_written:
         reductions.append(f"video: {not_written} frames were not recorded")
 
-    # the maps: plan what fits, then read each step once
+    # the maps: plan what fits; they are read (or handed over by the analysis) one step at a time afterwards
     queries = int(np.prod(view.grid))
     # per word: base64 of one byte per query, and its scale; per slice: two bytes of segmentation per query
     slice_bytes = sum(4 * math.ceil(queries / 3) * len(p.view.words) + 24 * len(p.view.words)
@@ -286,45 +299,83 @@ def build_page_data(location, *, storage_options: dict | None = None, budget_byt
     if per_layer and layer_count and not both:
         reductions.append("single layers are kept averaged over the steps only (no single step of a single layer)")
     reductions.append("maps: 8 bits per value, each map scaled to its own maximum")
+    return PagePlan(data, plans, step_count, kept_layers, both, reductions, budget_bytes)
 
-    available: dict[str, list] = {}
-    for plan, branch_meta in zip(plans, meta["branches"]):
-        v = plan.view
-        member = membership(len(v.tokens), word_groups(v))
-        kept_steps = {s.position for s in thin(plan.steps, step_count)}
-        layers_read = list(range(n_layers))
-        n_tokens = len(v.tokens)
-        mean_sum = np.zeros((queries, n_tokens), dtype=np.float32)
-        layer_sum = {layer: np.zeros((queries, n_tokens), dtype=np.float32) for layer in kept_layers}
-        shares, skipped = [], []
-        used = 0
-        for step in plan.steps:
-            try:
-                raw = v.read_raw(step, layers_read)
-                reduced = reduce_step(v, raw)
-            except StepError as exc:
-                skipped.append(f"step {step.index}: {exc.reason}")
-                shares.append(None)
-                continue
-            used += 1
-            mean_sum += reduced.attention
-            shares.append(word_shares(reduced.attention, member))
-            if step.position in kept_steps:
-                data.slices[slice_key(plan.branch, step.position, MEAN)] = slice_payload(reduced.attention, v, member)
-            for layer in kept_layers:
-                single, _ = layer_mean(raw.attention[layer:layer + 1])
-                layer_sum[layer] += single
-                if both and step.position in kept_steps:
-                    data.slices[slice_key(plan.branch, step.position, layer)] = slice_payload(single, v, member)
-        if used:
-            data.slices[slice_key(plan.branch, MEAN, MEAN)] = slice_payload(mean_sum / used, v, member)
-            for layer in kept_layers:
-                data.slices[slice_key(plan.branch, MEAN, layer)] = slice_payload(layer_sum[layer] / used, v, member)
-        branch_meta["shares"] = shares
-        if skipped:
-            reductions.append(f"branch {plan.branch}: skipped " + "; ".join(skipped))
-        available[plan.branch] = sorted(k.split("|", 1)[1] for k in data.slices if k.startswith(plan.branch + "|"))
-    meta["reductions"] = reductions
-    meta["available"] = available
-    meta["budget_bytes"] = budget_bytes
+
+class BranchMaps:
+    """One branch's maps for the page, taken one step at a time: the layer mean of every usable step, in order,
+    with the single layers the page keeps (``PagePlan.kept_layers``), or the step's error."""
+
+    def __init__(self, page: PagePlan, plan: BranchPlan):
+        self.page, self.plan, self.view = page, plan, plan.view
+        self.member = membership(len(self.view.tokens), word_groups(self.view))
+        self.kept_steps = {s.position for s in thin(plan.steps, page.step_count)}
+        queries, n_tokens = int(np.prod(self.view.grid)), len(self.view.tokens)
+        self.mean_sum = np.zeros((queries, n_tokens), dtype=np.float32)
+        self.layer_sum = {layer: np.zeros((queries, n_tokens), dtype=np.float32) for layer in page.kept_layers}
+        self.shares: list[list[float] | None] = []
+        self.skipped: list[str] = []
+        self.used = 0
+
+    def add(self, step: Step, mean: np.ndarray, single_layers: dict[int, np.ndarray]) -> None:
+        """A usable step: ``mean`` (Q, T) over every layer, ``single_layers`` (Q, T) float32 by kept layer entry."""
+        data, branch, v = self.page.data, self.plan.branch, self.view
+        self.used += 1
+        self.mean_sum += mean
+        self.shares.append(word_shares(mean, self.member))
+        if step.position in self.kept_steps:
+            data.slices[slice_key(branch, step.position, MEAN)] = slice_payload(mean, v, self.member)
+        for layer in self.page.kept_layers:
+            single = single_layers[layer]
+            self.layer_sum[layer] += single
+            if self.page.both and step.position in self.kept_steps:
+                data.slices[slice_key(branch, step.position, layer)] = slice_payload(single, v, self.member)
+
+    def skip(self, step: Step, reason: str) -> None:
+        self.skipped.append(f"step {step.index}: {reason}")
+        self.shares.append(None)
+
+    def finish(self) -> None:
+        data, branch, v = self.page.data, self.plan.branch, self.view
+        if self.used:
+            data.slices[slice_key(branch, MEAN, MEAN)] = slice_payload(self.mean_sum / self.used, v, self.member)
+            for layer in self.page.kept_layers:
+                data.slices[slice_key(branch, MEAN, layer)] = slice_payload(self.layer_sum[layer] / self.used, v,
+                                                                           self.member)
+        next(b for b in data.meta["branches"] if b["name"] == branch)["shares"] = self.shares
+        if self.skipped:
+            self.page.reductions.append(f"branch {branch}: skipped " + "; ".join(self.skipped))
+
+
+def read_branch(page: PagePlan, plan: BranchPlan) -> None:
+    """Read one branch's usable steps (every layer) into the page, one step at a time."""
+    maps = BranchMaps(page, plan)
+    layers_read = list(range(len(plan.view.layer_blocks)))
+    for step in plan.steps:
+        try:
+            raw = plan.view.read_raw(step, layers_read)
+            reduced = reduce_step(plan.view, raw, keep_layers=page.kept_layers)
+        except StepError as exc:
+            maps.skip(step, exc.reason)
+            continue
+        maps.add(step, reduced.attention, reduced.single_layers)
+    maps.finish()
+
+
+def finish_page(page: PagePlan) -> PageData:
+    """The page's data once every branch's maps are in: what was left out, and which slices exist."""
+    data = page.data
+    data.meta["reductions"] = page.reductions
+    data.meta["available"] = {plan.branch: sorted(k.split("|", 1)[1] for k in data.slices
+                                                  if k.startswith(plan.branch + "|")) for plan in page.plans}
+    data.meta["budget_bytes"] = page.budget_bytes
     return data
+
+
+def build_page_data(location, *, storage_options: dict | None = None, budget_bytes: int = DEFAULT_BUDGET,
+                    frame_width: int = FRAME_WIDTH) -> PageData:
+    """Read the store (one step at a time) into a :class:`PageData` of about ``budget_bytes`` at most."""
+    page = plan_page(location, storage_options=storage_options, budget_bytes=budget_bytes, frame_width=frame_width)
+    for plan in page.plans:
+        read_branch(page, plan)
+    return finish_page(page)

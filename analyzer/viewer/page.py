@@ -15,7 +15,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from analyzer.viewer.data import DEFAULT_BUDGET, build_page_data
+from analyzer.viewer.data import DEFAULT_BUDGET, PageData, build_page_data
 
 # inline: no network at all; serve: the same page may fetch from the server that sent it
 CSP_INLINE = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
@@ -48,7 +48,11 @@ def write_viewer(location, out_html, *, storage_options: dict | None = None,
 
     The file is written next to its place and renamed into it, so a reader never sees half of it.
     """
-    data = build_page_data(location, storage_options=storage_options, budget_bytes=budget_bytes)
+    return write_page(build_page_data(location, storage_options=storage_options, budget_bytes=budget_bytes), out_html)
+
+
+def write_page(data: PageData, out_html) -> Path:
+    """Write the page of ``data`` to ``out_html`` (through a temporary file renamed into place); return its path."""
     page = render_page(data.as_json_object(), data.meta["title"])
     out = Path(out_html)
     temporary = out.with_name(f".{out.name}.tmp-{os.getpid()}")
