@@ -200,7 +200,7 @@ class Accumulator:
         # the maps of the tokens that belong to a unit, summed over the steps: every word reduction
         # (sum, mean, max over a word's sub-tokens) is taken from them after the pass
         self.unit_tokens = np.asarray(sorted({t for u in self.units for t in u}), dtype=np.int64)
-        self.token_map_sum = np.zeros((num_queries, self.unit_tokens.size), dtype=np.float64)
+        self._token_sum = np.zeros((num_queries, num_tokens), dtype=np.float64)  # every token: no gather per step
         self._unit_columns = [np.searchsorted(self.unit_tokens, np.asarray(u, dtype=np.int64)) for u in self.units]
         # per reduction, the word maps of steps each scaled to its step's maximum ("per-step" only)
         self.unit_step_scaled_sum = ({r: np.zeros((len(units), num_queries), dtype=np.float64)
@@ -209,29 +209,33 @@ class Accumulator:
         self.head_sums: dict[str, np.ndarray] = {}  # per-head summaries summed over the steps that have them
         self.head_count = 0
         self._previous: np.ndarray | None = None
+        self._scratch = np.empty((num_queries, num_tokens), dtype=np.float32)  # a ln a, then |a - previous|
 
     def add(self, data: StepData) -> tuple[StepSummary, np.ndarray]:
         """Take one step; return its summary and its heatmap (rows, T), which is not kept."""
         a = data.attention  # (Q, T) float32
-        a_log_a = a * np.log(np.maximum(a, _TINY))
+        # the temporaries go to one scratch array: a fresh 4 MB array per operation costs more in page faults
+        a_log_a = self._scratch
+        np.maximum(a, _TINY, out=a_log_a)
+        np.log(a_log_a, out=a_log_a)
+        np.multiply(a_log_a, a, out=a_log_a)
         query_total = data.query_total if data.query_total is not None else a.sum(axis=1, dtype=np.float64)
         token_total = column_sums(a)
         token_mass = token_total / a.shape[0]
         text_entropy = float(entropy_from_sums(query_total, a_log_a.sum(axis=1, dtype=np.float64)).mean())
         spatial_entropy = entropy_from_sums(token_total, column_sums(a_log_a))
-        del a_log_a
         winners = np.argmax(a, axis=1)
         self.wins[np.arange(a.shape[0]), winners] += 1  # one winner per query: no repeated index
         win_share = np.bincount(winners, minlength=self.num_tokens) / a.shape[0]
         change = None
         if self._previous is not None:
-            change = float(np.abs(a - self._previous).sum(dtype=np.float64)
-                           / max(self._previous.sum(dtype=np.float64), 1e-30))
+            difference = np.abs(np.subtract(a, self._previous, out=self._scratch), out=self._scratch)
+            change = float(column_sums(difference).sum() / max(column_sums(self._previous).sum(), 1e-30))
         self._previous = a
 
-        unit_token_maps = a[:, self.unit_tokens]  # (Q, K) the maps of the units' tokens
-        self.token_map_sum += unit_token_maps
+        self._token_sum += a
         if self.unit_step_scaled_sum is not None:
+            unit_token_maps = a[:, self.unit_tokens]  # (Q, K) the maps of the units' tokens
             for reduction, total in self.unit_step_scaled_sum.items():
                 units = self.reduce_units(unit_token_maps, reduction)
                 step_max = float(units.max()) if units.size else 0.0
@@ -305,7 +309,7 @@ class Accumulator:
             if self.unit_step_scaled_sum is None:
                 raise ValueError('per-step maps were not kept: build the Accumulator with normalize="per-step"')
             return self.unit_step_scaled_sum[reduction] / max(self.count, 1)
-        return self.reduce_units(self.token_map_sum / max(self.count, 1), reduction)
+        return self.reduce_units(self._token_sum[:, self.unit_tokens] / max(self.count, 1), reduction)
 
     def layer_profile(self) -> np.ndarray:
         """(L, T) mean over steps of each layer's token mass."""
