@@ -107,6 +107,22 @@ def test_page_data_is_bounded_and_says_what_it_reduced(tmp_path):
     assert 0 < len(kept) < 8
 
 
+def _page_json(html_path: Path) -> dict:
+    found = re.search(r'<script[^>]*application/json[^>]*>(.*?)</script>', html_path.read_text(encoding="utf-8"), re.S)
+    return json.loads(found.group(1))
+
+
+@pytest.mark.parametrize("options", [{}, {"steps": "1,3"}, {"layers": "1"}, {"branch": "uncond"}])
+def test_the_analysis_page_equals_the_view_command_page(tmp_path, options):
+    """Inside wan-analyze the pass hands its layer means to the page (when it covers every step and layer of
+    its branch); otherwise the page reads the store itself. Either way: the page ``wan-analyze view`` writes."""
+    from analyzer.run import analyze
+
+    store = write_demo_store(tmp_path / "s.zarr")
+    written = analyze(store, tmp_path / "out", outputs="viewer", **options)
+    assert _page_json(written["viewer"]) == json.loads(script_json(build_page_data(store).as_json_object()))
+
+
 def test_quantised_maps_match_the_store(tmp_path):
     import base64
 
