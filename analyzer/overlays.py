@@ -7,6 +7,8 @@ lookup table, so a frame costs a few array operations and no matplotlib call.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from matplotlib import colormaps
 from PIL import Image, ImageDraw
@@ -20,7 +22,8 @@ OVERLAY_ALPHA = 0.65
 NOT_RECORDED_GREY = 128
 NOT_RECORDED_LABEL = "frame not recorded"
 HEAT_COLORMAP = "turbo"
-_HEAT_LUT = (colormaps[HEAT_COLORMAP](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.float32)
+# Blending is fixed-point in 1/256ths (uint16): within one grey level of float, at half its cost.
+_ONE = 256
 # distinct colours (analyzer.palette: 72, the first 60 at least 23 CIELAB units apart); beyond that they
 # repeat, and the legend says so
 SEGMENT_COLOUR_COUNT = palette.PALETTE_SIZE
@@ -51,20 +54,40 @@ def upsample(latent_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(image.resize(size, Image.Resampling.BILINEAR))
 
 
+def _heat_tables() -> tuple[np.ndarray, np.ndarray]:
+    """For each of 256 heat levels, in 1/256ths: its colour premultiplied by its opacity (plus the blend's
+    rounding, added once here rather than to every frame), and the frame's remaining weight, repeated for the three
+    channels. As (256,) records of three uint16, so one ``np.take`` gathers a whole pixel."""
+    level = np.arange(256) / 255.0
+    alpha = np.round(level * OVERLAY_ALPHA * _ONE).astype(np.uint16)[:, None]
+    colours = np.round(colormaps[HEAT_COLORMAP](level)[:, :3] * 255).astype(np.uint16) * alpha + _ONE // 2
+    keep = np.repeat(_ONE - alpha, 3, axis=1)
+    return tuple(np.ascontiguousarray(t, dtype=np.uint16).view("V6").ravel() for t in (colours, keep))
+
+
+_HEAT_COLOUR, _HEAT_KEEP = _heat_tables()
+
+
 def heat_layer(heat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The colour (premultiplied by its opacity) and the frame's remaining weight for ``heat`` in [0, 1].
 
-    Computed once per latent frame and reused for the pixel frames it covers.
+    Heat is taken in 256 levels; both are (..., 3) uint16 in 1/256ths, summing to 256 per
+    pixel, so a blend never overflows. The weight is repeated for each channel because numpy
+    multiplies two arrays of one layout several times faster than it broadcasts a last axis
+    of 1 against 3. Computed once per latent frame and reused for the pixel frames it covers.
     """
-    index = np.clip(heat * 255.0, 0, 255).astype(np.uint8)
-    alpha = (OVERLAY_ALPHA * heat)[..., None].astype(np.float32)
-    return _HEAT_LUT[index] * alpha, 1.0 - alpha
+    level = (np.clip(np.asarray(heat, dtype=np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return tuple(np.take(t, level).view(np.uint16).reshape(*level.shape, 3) for t in (_HEAT_COLOUR, _HEAT_KEEP))
 
 
-def blend(frame: np.ndarray, layer: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """``frame`` (h, w, 3) uint8 under a :func:`heat_layer`; zero heat leaves the frame as it is."""
+def blend(frames: np.ndarray, layer: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``frames`` (..., h, w, 3) uint8 (one frame or a stack) under a :func:`heat_layer`; zero heat leaves a frame
+    as it is."""
     colour, keep = layer
-    return np.clip(frame * keep + colour + 0.5, 0, 255).astype(np.uint8)
+    mixed = np.multiply(frames, keep, dtype=np.uint16)  # at most 255 * 256: no overflow
+    mixed += colour
+    mixed >>= 8
+    return mixed.astype(np.uint8)
 
 
 def segment_colour(unit: int) -> tuple[int, int, int]:
@@ -93,26 +116,21 @@ def caption_height(width: int) -> int:
     return 20 if width >= CAPTION_WIDE else 34
 
 
-def caption(frame: np.ndarray, line: str, short: str | None = None) -> Image.Image:
-    """``frame`` with a caption strip above it and the overlay's colour scale (0 to 1): beside the caption on a
-    wide frame, under it on a narrow one.
+CAPTION_SIZES = (13, 12, 11, 10, 9)  # the caption's font sizes, tried largest first
 
-    ``short``, when given, is used where ``line`` does not fit; the font shrinks before anything is cut.
-    """
-    width = frame.shape[1]
-    wide = width >= CAPTION_WIDE  # the colour scale beside the caption; on a narrow frame, on a line of its own
-    strip_h = caption_height(width)
-    image = Image.new("RGB", (width, frame.shape[0] + strip_h), "black")
-    image.paste(Image.fromarray(frame), (0, strip_h))
+
+def _scale_width(width: int) -> int:
+    return 60 if width >= CAPTION_WIDE else max(20, min(60, width - 40))
+
+
+@lru_cache(maxsize=16)
+def _caption_base(width: int) -> np.ndarray:
+    """The caption strip without its text: black, with the overlay's colour scale (0 to 1) beside the caption on a
+    wide frame, under it on a narrow one. The same for every frame of that width, so drawn once."""
+    wide = width >= CAPTION_WIDE
+    scale_w = _scale_width(width)
+    image = Image.new("RGB", (width, caption_height(width)), "black")
     draw = ImageDraw.Draw(image)
-    scale_w = 60 if wide else max(20, min(60, width - 40))
-    room = width - 8 - (scale_w + 24 if wide else 0)
-    shown, label_font = _fit(text.plain_label(line, 80), room)
-    if label_font.getlength(shown) > room and short is not None:
-        shown, label_font = _fit(text.plain_label(short, 80), room)
-    while len(shown) > 4 and label_font.getlength(shown) > room:
-        shown = shown[:-2] + "\u2026"
-    draw.text((4, 10), shown, fill="white", font=label_font, anchor="lm")
     scale_font = font(11)
     ramp = np.linspace(0.0, 1.0, scale_w, dtype=np.float32)[None, :].repeat(8, axis=0)
     bar = blend(np.full((8, scale_w, 3), 128, dtype=np.uint8), heat_layer(ramp))
@@ -120,16 +138,69 @@ def caption(frame: np.ndarray, line: str, short: str | None = None) -> Image.Ima
     draw.text((left - 3, middle), "0", fill="white", font=scale_font, anchor="rm")
     image.paste(Image.fromarray(bar), (left, middle - 4))
     draw.text((left + scale_w + 3, middle), "1", fill="white", font=scale_font, anchor="lm")
-    return image
+    array = np.asarray(image)
+    array.flags.writeable = False  # shared by every caption of this width
+    return array
 
 
-def _fit(line: str, room: float):
-    """``line`` and the largest font from 13 down to 9 pixels in which it fits ``room`` (the smallest if none)."""
-    for size in (13, 12, 11, 10, 9):
-        label_font = font(size)
-        if label_font.getlength(line) <= room:
-            break
-    return line, label_font
+@lru_cache(maxsize=4096)
+def _text_length(line: str, size: int) -> float:
+    return font(size).getlength(line)
+
+
+@lru_cache(maxsize=4096)
+def _text_mask(line: str, size: int, height: int) -> np.ndarray:
+    """``line`` in white on black at ``size``, its middle at y = 10 like the caption's: (height, w) uint8.
+
+    White antialiased text on black is its own coverage, so it is laid onto a black strip
+    with a maximum, not drawn again: a word animation's frames share these (frame numbers
+    repeat for every word), and drawing text is what a caption used to cost.
+    """
+    image = Image.new("L", (int(_text_length(line, size)) + 3, height), 0)
+    ImageDraw.Draw(image).text((1, 10), line, fill=255, font=font(size), anchor="lm")
+    mask = np.asarray(image)
+    mask.flags.writeable = False
+    return mask
+
+
+def _caption_layout(label: str, forms: list[list[str]], room: float) -> tuple[str, list[str], int]:
+    """(label, suffixes, font size) of one animation's captions: the first form (a list of suffixes) and the
+    largest size in which every line fits ``room``; if none does, the last form at the smallest size with the
+    label shortened (the suffixes carry the frame numbers, so they are never cut)."""
+    for suffixes in forms:
+        for size in CAPTION_SIZES:
+            widest = max((_text_length(s, size) for s in set(suffixes)), default=0.0)
+            if _text_length(label + " ", size) + widest <= room:
+                return label, suffixes, size
+    suffixes, size = forms[-1], CAPTION_SIZES[-1]
+    widest = max((_text_length(s, size) for s in set(suffixes)), default=0.0)
+    while len(label) > 2 and _text_length(label + " ", size) + widest > room:
+        label = label[:-2] + "\u2026"
+    return label, suffixes, size
+
+
+def caption_strips(width: int, label: str, suffixes: list[str], short_suffixes: list[str] | None = None) -> np.ndarray:
+    """The caption strips of an animation's frames, (len(suffixes), caption_height(width), width, 3) uint8: frame i
+    captioned ``label`` and ``suffixes[i]``, beside (wide frame) or over (narrow) the overlay's colour scale.
+
+    All frames share one font and form, so the caption does not jump from frame to frame: the
+    largest font (13 down to 9 pixels) in which the widest line fits; ``short_suffixes``, when
+    given, where no size fits; then the label is shortened with an ellipsis.
+    """
+    height = caption_height(width)
+    room = width - 8 - (_scale_width(width) + 24 if width >= CAPTION_WIDE else 0)
+    forms = [suffixes] + ([short_suffixes] if short_suffixes is not None else [])
+    shown, suffixes, size = _caption_layout(text.plain_label(label, 60), forms, room)
+    head = Image.fromarray(_caption_base(width))
+    ImageDraw.Draw(head).text((4, 10), shown, fill="white", font=font(size), anchor="lm")
+    strips = np.repeat(np.asarray(head)[None], len(suffixes), axis=0)
+    x = 3 + round(_text_length(shown + " ", size))  # the masks start one pixel before their text
+    end = max(x, 4 + int(room))
+    for strip, suffix in zip(strips, suffixes):
+        mask = _text_mask(suffix, size, height)[:, : end - x]
+        target = strip[:, x:x + mask.shape[1]]
+        np.maximum(target, mask[..., None], out=target)
+    return strips
 
 
 def mark_not_recorded(frame: np.ndarray) -> np.ndarray:

@@ -40,8 +40,8 @@ def read_small_video(view: StoreView, size: tuple[int, int]) -> np.ndarray:
     small = np.full((count, size[1], size[0], 3), overlays.NOT_RECORDED_GREY, dtype=np.uint8)
     for p in np.flatnonzero(view.video_written):
         frame = np.asarray(view.read_video_frame(int(p)))
-        if (frame.shape[1], frame.shape[0]) != size:
-            frame = np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.BILINEAR))
+        if (frame.shape[1], frame.shape[0]) != size:  # halved by box averaging first (reducing_gap): a third cheaper
+            frame = np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.BILINEAR, reducing_gap=1.0))
         small[p] = frame
     return small
 
@@ -50,6 +50,38 @@ def sheet_cell(frame: np.ndarray, recorded: bool) -> np.ndarray:
     """``frame`` at contact-sheet size, labelled "frame not recorded" after the resize (so the label stays legible)."""
     cell = np.asarray(output.fit_width(Image.fromarray(frame), SHEET_CELL_WIDTH))
     return cell if recorded else overlays.mark_not_recorded(cell)
+
+
+def compose(video: np.ndarray, latent_of: np.ndarray, word_maps: np.ndarray, frames: list[int],
+            out: np.ndarray | None = None) -> np.ndarray:
+    """The word's map over ``frames`` of ``video``: (len(frames), h, w, 3) uint8, written into ``out`` if given.
+
+    A latent frame's map is upsampled and coloured once and blended over the pixel frames it
+    covers together (four of them, a few array operations in all).
+    """
+    count, height, width = len(frames), video.shape[1], video.shape[2]
+    composed = np.empty((count, height, width, 3), dtype=np.uint8) if out is None else out
+    frames = np.asarray(frames, dtype=np.int64)
+    owners = latent_of[frames]
+    start = 0
+    while start < count:  # runs of frames with one latent frame (consecutive pixel frames share it)
+        stop = start + 1
+        while stop < count and owners[stop] == owners[start]:
+            stop += 1
+        layer = overlays.heat_layer(overlays.upsample(word_maps[owners[start]], (width, height)))
+        composed[start:stop] = overlays.blend(video[frames[start:stop]], layer)
+        start = stop
+    return composed
+
+
+def captions(label: str, width: int, written: np.ndarray, latent_of: np.ndarray) -> np.ndarray:
+    """The caption strip of each frame of a word animation: the word, the frame, "not recorded", the latent frame."""
+    long, short = [], []
+    for p, latent in enumerate(latent_of):
+        note = "" if written[p] else " (not recorded)"
+        long.append(f"frame {p}{note} latent {latent}")
+        short.append(f"f{p}{'*' if note else ''} L{latent}")
+    return overlays.caption_strips(width, label, long, short)
 
 
 def write_word_animation(video, written: np.ndarray, latent_of: np.ndarray, sampled: list[int],
@@ -65,24 +97,20 @@ def write_word_animation(video, written: np.ndarray, latent_of: np.ndarray, samp
     """
     if not isinstance(video, np.ndarray):
         video = np.load(video, mmap_mode="r")
-    size = (video.shape[2], video.shape[1])
-    frames, row, current, layer = [], [], -1, None
-    for p in range(video.shape[0]):
-        if path is None and p not in sampled:
-            continue
-        if latent_of[p] != current:
-            current = int(latent_of[p])
-            layer = overlays.heat_layer(overlays.upsample(word_maps[current], size))
-        composed = overlays.blend(video[p], layer)
-        if path is not None:
-            note = "" if written[p] else " (not recorded)"
-            frame = composed if written[p] else overlays.mark_not_recorded(composed)
-            frames.append(overlays.caption(frame, f"{text.one_line(label)}   frame {p}{note}  latent {current}",
-                                           f"{text.one_line(label)} f{p}{'*' if note else ''} L{current}"))
-        if p in sampled:
-            row.append(sheet_cell(composed, written[p]))
-    animation = output.save_animation(frames, path, animation_format, frame_ms) if path is not None else None
-    return animation, row
+    count, height, width = video.shape[:3]
+    if path is None:  # the contact sheet alone: only its frames
+        shown = sorted(set(sampled))
+        composed = compose(video, latent_of, word_maps, shown)
+        return None, [sheet_cell(composed[shown.index(p)], written[p]) for p in sampled]
+    strip = overlays.caption_height(width)
+    frames = np.empty((count, strip + height, width, 3), dtype=np.uint8)  # one array: quantised in a few calls
+    frames[:, :strip] = captions(label, width, written, latent_of)
+    body = frames[:, strip:]
+    compose(video, latent_of, word_maps, list(range(count)), out=body)
+    row = [sheet_cell(body[p], written[p]) for p in sampled]  # before the frame's own label, as the cell has its own
+    for p in np.flatnonzero(~np.asarray(written, dtype=bool)):
+        body[p] = overlays.mark_not_recorded(body[p])
+    return output.save_animation(frames, path, animation_format, frame_ms), row
 
 
 class WordViews:
