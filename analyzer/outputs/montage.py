@@ -16,8 +16,9 @@ from concurrent.futures import Future
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
-from analyzer import heatmaps, output
+from analyzer import fonts, heatmaps, output
 from analyzer.options import MONTAGE_SCALES
 from analyzer.outputs.registry import Context, Output, Plan, StepJob
 
@@ -27,6 +28,18 @@ MAX_COLUMNS = 10
 PANEL_ROWS = 96  # rows kept per step (the heatmap's rows averaged in blocks): the montage's panels are small
 SCALES = MONTAGE_SCALES
 COLORMAP = heatmaps.COLORMAP
+# the hand-made layout, in inches and points
+MARGIN = 0.1
+TICK_ROOM = 0.1  # a tick and the pad between it and its label
+LABEL_GAP = 0.1
+COLUMN_GAP = 0.12
+ROW_GAP = 0.08
+TITLE_GAP = 0.15
+BAR_GAP = 0.25
+BAR_WIDTH = 0.2
+TITLE_POINTS = 13
+NOTE_POINTS = 9
+BAR_POINTS = 10
 
 
 def columns(count: int) -> int:
@@ -50,9 +63,14 @@ def shown_positions(count: int, limit: int = MAX_PANELS) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, count - 1, limit)})
 
 
+@fonts.collector_paused()  # some 65 000 objects, all kept until written: collecting would only cost
 def montage_figure(matrices: list[np.ndarray], labels: list[str], scale: str = "shared",
                    total: int | None = None, layers: str = "") -> Figure:
-    """The grid of step heatmaps. matrices: (rows, tokens) each; labels: one per panel (its step)."""
+    """The grid of step heatmaps. matrices: (rows, tokens) each; labels: one per panel (its step).
+
+    Laid out by hand from the texts' measured sizes: a layout engine would measure every
+    panel's extent again and again, which cost more than drawing the whole figure.
+    """
     count = len(matrices)
     total = count if total is None else total
     n_columns = columns(count)
@@ -60,39 +78,63 @@ def montage_figure(matrices: list[np.ndarray], labels: list[str], scale: str = "
     panel_w = min(4.2, 20.0 / n_columns)
     panel_h = panel_w * 0.72
     width = max(7.5, n_columns * panel_w + 1.6)
-    figure = Figure(figsize=(width, n_rows * (panel_h + 0.3) + 2.2), dpi=100, layout="constrained")
-    axes = figure.subplots(n_rows, n_columns, squeeze=False)
     shared = scale != "per-panel"
     top = max((float(m.max()) for m in matrices if m.size), default=1.0) or 1.0
-    image = None
     label_size = 11 if panel_w >= 3 else 9
-    for i, ax in enumerate(axes.ravel()):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if i >= count:
-            ax.set_axis_off()
-            continue
-        matrix = matrices[i]
-        if not shared:
-            own = float(matrix.max()) if matrix.size else 0.0
-            matrix = matrix / own if own > 0 else matrix
-        image = ax.imshow(matrix, aspect="auto", interpolation="nearest", cmap=COLORMAP, vmin=0.0,
-                          vmax=top if shared else 1.0)
-        ax.set_title(labels[i], fontsize=label_size, pad=3)
-    if image is not None:
-        bar = figure.colorbar(image, ax=axes.ravel().tolist(), shrink=min(1.0, 0.35 + 0.15 * n_rows),
-                              aspect=30)
-        bar.set_label("attention weight (one scale for every panel)" if shared
-                      else "fraction of the panel's own maximum", fontsize=10)
+
     subset = f", {count} of {total} steps evenly spaced" if count < total else ""
-    figure.suptitle(f"Cross-attention of each analysed step{subset}: "
-                    f"{'shared colour scale' if shared else 'each panel on its own scale'}", fontsize=13)
+    title = (f"Cross-attention of each analysed step{subset}: "
+             f"{'shared colour scale' if shared else 'each panel on its own scale'}")
     how = ("How to read: one panel per denoising step, first at the top left. In each panel x = the text tokens "
            "in prompt order, y = the video tokens frame by frame (first latent frame at the top); brighter = more "
            "attention. Token names are on each step's own picture (attention_step_NNN).")
     if layers:
         how += f" Layers: {layers}."
-    figure.supxlabel("\n".join(textwrap.wrap(how, max(60, int(width * 13)))), fontsize=9)
+    how = "\n".join(textwrap.wrap(how, max(60, int(width * 13))))
+    ticks = heatmaps.round_ticks(top if shared else 1.0)
+    bar_label = "attention weight (one scale for every panel)" if shared else "fraction of the panel's own maximum"
+
+    # inches: the title band, the rows (each a title over its panel), the note; the colour bar on the right
+    head = MARGIN + fonts.line_inches(TITLE_POINTS, title.count("\n") + 1) + TITLE_GAP
+    title_band = fonts.line_inches(label_size) + 0.06
+    row = title_band + panel_h + ROW_GAP
+    foot = fonts.line_inches(NOTE_POINTS, how.count("\n") + 1) + 2 * MARGIN
+    height = head + n_rows * row + foot
+    tick_w = max(fonts.text_inches(label, BAR_POINTS) for _, label in ticks)
+    bar_room = BAR_GAP + BAR_WIDTH + TICK_ROOM + tick_w + LABEL_GAP + fonts.line_inches(BAR_POINTS) + MARGIN
+    panel_w = min(panel_w, (width - MARGIN - bar_room - (n_columns - 1) * COLUMN_GAP) / n_columns)
+    grid_w = n_columns * panel_w + (n_columns - 1) * COLUMN_GAP
+    left = max(MARGIN, (width - bar_room - grid_w) / 2)
+
+    figure = fonts.LeanFigure(figsize=(width, height), dpi=100)
+    image = None
+    for i, matrix in enumerate(matrices):
+        r, c = divmod(i, n_columns)
+        x = left + c * (panel_w + COLUMN_GAP)
+        y = height - head - r * row - title_band - panel_h
+        ax = figure.add_axes((x / width, y / height, panel_w / width, panel_h / height))
+        ax.xaxis.set_major_locator(NullLocator())  # the title is the panel's only label
+        ax.yaxis.set_major_locator(NullLocator())
+        ax.xaxis.set_visible(False)
+        ax.yaxis.set_visible(False)
+        if not shared:
+            own = float(matrix.max()) if matrix.size else 0.0
+            matrix = matrix / own if own > 0 else matrix
+        image = ax.imshow(matrix, aspect="auto", interpolation="nearest", cmap=COLORMAP, vmin=0.0,
+                          vmax=top if shared else 1.0)
+        ax.set_title(labels[i], fontsize=label_size, pad=3, y=1.0)  # y given: no search for the title's place
+    if image is not None:
+        grid_h = n_rows * row - title_band - ROW_GAP
+        bar_h = grid_h * min(1.0, 0.35 + 0.15 * n_rows)
+        bar_y = height - head - title_band - (grid_h + bar_h) / 2
+        bar_x = left + grid_w + BAR_GAP
+        cax = figure.add_axes((bar_x / width, bar_y / height, BAR_WIDTH / width, bar_h / height))
+        bar = figure.colorbar(image, cax=cax)
+        bar.set_ticks([value for value, _ in ticks], labels=[label for _, label in ticks], fontsize=BAR_POINTS)
+        bar.set_label(bar_label, fontsize=BAR_POINTS)
+        cax.yaxis.set_label_coords((BAR_WIDTH + TICK_ROOM + tick_w + LABEL_GAP) / BAR_WIDTH, 0.5)
+    figure.suptitle(title, fontsize=TITLE_POINTS, y=1 - MARGIN / height, va="top")
+    figure.supxlabel(how, fontsize=NOTE_POINTS, y=MARGIN / height, va="bottom")
     return figure
 
 
