@@ -7,7 +7,8 @@ when the analysis is big and the machine has cores to spare, and runs them in pl
 otherwise (small stores, one core): the results are the same files either way.
 
 The workers start by forkserver (they must not inherit the reader's threads), which
-re-imports the caller's main module: so processes are used only when asked for.
+imports the caller's main module (and the picture code, once, for every worker it forks):
+so processes are used only when asked for.
 ``wan-analyze`` asks (``encoder_processes=None``: chosen from cores and work); Python
 callers of :func:`analyzer.run.analyze` get in-place encoding unless they pass a count,
 and then need the usual ``if __name__ == "__main__":`` guard.
@@ -23,6 +24,9 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 # pictures) starting worker processes costs more than it saves.
 PROCESS_THRESHOLD_PIXELS = 50_000_000
 MAX_WORKERS = 8
+# What the workers' jobs import (the caller's main module and the picture code): a worker forked from a
+# server that has imported them starts in milliseconds instead of importing matplotlib and zarr again.
+WORKER_PRELOAD = ("__main__", "analyzer.outputs", "analyzer.word_views", "analyzer.streaming")
 
 
 def available_cores() -> int:
@@ -43,7 +47,10 @@ class Encoders:
         self._pool: Executor | None = None
         if workers > 0:
             method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+            context = multiprocessing.get_context(method)
+            if method == "forkserver":  # imported once in the server, inherited by every worker it forks
+                context.set_forkserver_preload(list(WORKER_PRELOAD))
+            self._pool = ProcessPoolExecutor(workers, mp_context=context)
 
     def submit(self, fn, *args, **kwargs) -> Future:
         if self._pool is not None:

@@ -15,7 +15,7 @@ its ``__init__`` imports them (the order of the report's pictures and of ``--out
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +103,15 @@ class Context:
 
     def selected(self, name: str) -> bool:
         return name in self.plan.kinds
+
+    def in_background(self, fn: Callable[[], Written | None]) -> Future:
+        """Start ``fn`` now in a thread of this process: work that must stay here (the video's encoding, the
+        viewer's page) overlaps the encoder processes' jobs instead of waiting for them to end."""
+        if "background" not in self._shared:
+            pool = ThreadPoolExecutor(2, thread_name_prefix="wan-analyze-output")
+            self.closing.callback(pool.shutdown)
+            self._shared["background"] = pool
+        return self._shared["background"].submit(fn)
 
     def shared(self, key: object, make: Callable[[], T]) -> T:
         """One value per analysis for the outputs that share a stage (the per-word views): made on first use."""

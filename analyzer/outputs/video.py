@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
 
 from analyzer import output, overlays
 from analyzer.options import MAX_FPS, MIN_FPS, Selection
-from analyzer.outputs.registry import Context, Later, Output
+from analyzer.outputs.registry import Context, Output
 from analyzer.reader import StoreView
 
 VIDEO = "video.mp4"
@@ -55,9 +56,9 @@ def write_video(view: StoreView, path: Path) -> Path | None:
     return output.write_mp4(video_frames(view), path, video_fps(view))
 
 
-def _render(ctx: Context) -> Later:
-    # written in this process (it reads the store) after the other outputs have started their encoder jobs
-    return Later(lambda: write_video(ctx.analysis.view, ctx.out / VIDEO))
+def _render(ctx: Context) -> Future:
+    # written in this process (it reads the store), in a thread, while the encoder processes work
+    return ctx.in_background(lambda: write_video(ctx.analysis.view, ctx.out / VIDEO))
 
 
 def _work_pixels(selection: Selection) -> int:

@@ -10,6 +10,7 @@ analysis is a selection, the page reads on its own after the other outputs have 
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from pathlib import Path
 
 from analyzer.errors import StepError
@@ -45,7 +46,7 @@ def _tap(plan: Plan) -> PageTap | None:
     return PageTap(page, BranchMaps(page, branch)) if covers else None
 
 
-def _render(ctx: Context) -> Later:
+def _render(ctx: Context) -> Later | Future:
     from analyzer.viewer import write_viewer
     from analyzer.viewer.data import finish_page, read_branch
     from analyzer.viewer.page import write_page
@@ -62,7 +63,7 @@ def _render(ctx: Context) -> Later:
                 read_branch(tap.page, branch)
         return write_page(finish_page(tap.page), ctx.out / VIEWER)
 
-    return Later(finish)
+    return ctx.in_background(finish)  # the pass is over: the page is finished while the encoder processes work
 
 
 def _work_pixels(selection: Selection) -> int:
