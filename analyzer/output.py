@@ -190,6 +190,10 @@ def shared_palette(frames: list[Image.Image | bytes] | np.ndarray, samples: int 
 
 MP4_CODEC = "libx264"
 MP4_PIXEL_FORMAT = "yuv420p"  # what every player decodes; it needs an even width and height
+# x264's fastest preset, at the same quality target (crf 20): a third of veryfast's CPU on the 480x832
+# benchmark video (0.76 against 2.27 s) for a file about four times larger (4.1 against 1.0 MiB for 81
+# frames); the store keeps the exact frames, the MP4 is for watching.
+MP4_PRESET = "ultrafast"
 
 
 def even_pad(frame: np.ndarray, width: int | None = None, height: int | None = None) -> np.ndarray:
@@ -231,7 +235,7 @@ def write_mp4(frames: Iterable[np.ndarray], target: Path, fps: float) -> Path:
                 h, w = frame.shape[:2]
                 stream.width, stream.height = w + w % 2, h + h % 2
                 stream.pix_fmt = MP4_PIXEL_FORMAT
-                stream.options = {"crf": "20", "preset": "veryfast"}
+                stream.options = {"crf": "20", "preset": MP4_PRESET}
             padded = even_pad(frame, stream.width, stream.height)
             for packet in stream.encode(av.VideoFrame.from_ndarray(padded, format="rgb24")):
                 container.mux(packet)
