@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.font_manager import FontProperties
-from matplotlib.text import Text
+from figure_checks import clipped
 from PIL import Image
 
 from analyzer import fonts, heatmaps
@@ -66,27 +66,6 @@ def test_frames_stay_in_the_palette_and_the_gif_keeps_their_colours(tmp_path):
             assert np.array_equal(np.asarray(written.convert("RGB")), np.asarray(picture.convert("RGB")))
 
 
-def clipped(figure) -> list[str]:
-    """What is drawn beyond the figure's edges (one pixel of tolerance): its texts, tick labels aside, by name,
-    and the extent of everything drawn (tick labels outside the view limits are not drawn), as in the gallery."""
-    FigureCanvasAgg(figure).draw()
-    renderer = figure.canvas.get_renderer()
-    box = figure.bbox
-
-    def outside(extent) -> bool:
-        return (extent.x0 < box.x0 - 1 or extent.y0 < box.y0 - 1 or extent.x1 > box.x1 + 1
-                or extent.y1 > box.y1 + 1)
-
-    ticks = {id(t) for ax in figure.axes for t in ax.get_xticklabels() + ax.get_yticklabels()}
-    problems = [t.get_text() for t in figure.findobj(Text)
-                if id(t) not in ticks and t.get_visible() and t.get_text().strip()
-                and outside(t.get_window_extent(renderer))]
-    tight = figure.get_tightbbox(renderer).transformed(figure.dpi_scale_trans)
-    if outside(tight):
-        problems.append(f"drawn extent {tight.bounds} beyond the figure {box.bounds}")
-    return problems
-
-
 def head(block: int, number: int, entropy: float) -> HeadStat:
     return HeadStat(layer_block=block, head=number, entropy=entropy, padding=0.1, top_token=0, top_token_mass=0.5)
 
@@ -114,6 +93,7 @@ def test_hand_layout_keeps_every_text_inside(case):
     figure = AWKWARD[case]()
     assert figure.get_layout_engine() is None  # laid out by hand: no engine measuring every label again
     assert isinstance(figure, fonts.LeanFigure)
+    FigureCanvasAgg(figure).draw()
     assert not clipped(figure), case
 
 

@@ -18,8 +18,8 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
-from matplotlib.text import Text
 from PIL import Image
+from figure_checks import clipped
 from synthetic_store import owner_blocks, small_spec, write_store
 
 from analyzer import encoders, output, overlays, palette, run
@@ -66,26 +66,6 @@ def gallery(tmp_path_factory):
         for name, store in (("demo", demo), ("real", real)):
             results[name] = render_all(store, root / f"{name}-out", monkeypatch)
     return results
-
-
-def clipped(figure: Figure) -> list[str]:
-    """What is drawn outside ``figure``: its texts by name, and anything else (tick labels) as one entry."""
-    renderer = figure.canvas.get_renderer()
-    box = figure.bbox
-
-    def outside(extent) -> bool:
-        return (extent.x0 < box.x0 - 1 or extent.y0 < box.y0 - 1 or extent.x1 > box.x1 + 1
-                or extent.y1 > box.y1 + 1)
-
-    ticks = {id(t) for ax in figure.axes for t in ax.get_xticklabels() + ax.get_yticklabels()}
-    problems = [repr(t.get_text()) for t in figure.findobj(Text)
-                if id(t) not in ticks and t.get_visible() and t.get_text().strip()
-                and outside(t.get_window_extent(renderer))]
-    # what is drawn, ticks outside the view limits left out: the figure's tight box, in inches
-    tight = figure.get_tightbbox(renderer).transformed(figure.dpi_scale_trans)
-    if outside(tight):
-        problems.append(f"drawn extent {tight.bounds} beyond the figure {box.bounds}")
-    return problems
 
 
 @pytest.mark.parametrize("size", ["demo", "real"])
