@@ -48,6 +48,8 @@ class StepTap(Protocol):
     def add(self, data: StepData) -> None: ...
 
     def skip(self, error: StepError) -> None: ...
+
+
 T = TypeVar("T")
 
 

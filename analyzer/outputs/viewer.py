@@ -36,14 +36,14 @@ class PageTap:
 
 
 def _tap(plan: Plan) -> PageTap | None:
-    from analyzer.viewer.data import BranchMaps, plan_page  # the page's code: only when a page is written
+    from analyzer.viewer.data import BranchMaps, plan_page, usable_steps  # only when a page is written
 
     selection, view = plan.selection, plan.selection.view
+    if ([s.position for s in selection.steps] != [s.position for s in usable_steps(view)]
+            or list(selection.layers) != list(range(len(view.layer_blocks)))):
+        return None  # the page shows more than this analysis reads: it reads the store itself
     page = plan_page(view.location, storage_options=view.storage_options)
-    branch = next(p for p in page.plans if p.branch == view.branch)
-    covers = ([s.position for s in selection.steps] == [s.position for s in branch.steps]
-              and list(selection.layers) == list(range(len(view.layer_blocks))))
-    return PageTap(page, BranchMaps(page, branch)) if covers else None
+    return PageTap(page, BranchMaps(page, next(p for p in page.plans if p.branch == view.branch)))
 
 
 def _render(ctx: Context) -> Later | Future:
