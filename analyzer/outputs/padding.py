@@ -7,6 +7,7 @@ from concurrent.futures import Future
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from analyzer import fonts, output, text
 from analyzer.outputs.registry import Context, Output
@@ -35,6 +36,7 @@ def padding_figure(step_indices: list[int], padding: np.ndarray, layer_blocks: l
     figure = fonts.LeanFigure(figsize=(width, height), dpi=100)
     line = figure.add_axes((0, 0, 1, 1))
     line.plot(step_indices, padding.mean(axis=1), marker="o", color="tab:red")
+    line.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers: no tick at 0.5
     line.grid(alpha=0.3)
     line.set_xlabel("step")
     line.set_ylabel("mean padding mass")
