@@ -60,9 +60,8 @@ def read_box(array, box: tuple[slice, ...], out: np.ndarray | None = None) -> np
     for a chunk that fails its checksum or does not decompress to its size, and the store's
     error for a key it refuses.
     """
-    shape, chunks = array.shape, array.chunks
-    bounds = [s.indices(n) for s, n in zip(box, shape)]
-    if len(bounds) != len(shape) or any(step != 1 for _, _, step in bounds):
+    bounds = [s.indices(n) for s, n in zip(box, array.shape)]
+    if len(bounds) != array.ndim or any(step != 1 for _, _, step in bounds):
         raise ValueError(f"read_box needs one step-1 slice per dimension, got {box}")
     starts = [start for start, _, _ in bounds]
     stops = [max(start, stop) for start, stop, _ in bounds]
@@ -73,7 +72,7 @@ def read_box(array, box: tuple[slice, ...], out: np.ndarray | None = None) -> np
         raise ValueError(f"out is {out.dtype}{out.shape}, the box needs a contiguous {array.dtype}{shape}")
     if out.size == 0:
         return out
-    grid = [range(start // c, (stop - 1) // c + 1) for start, stop, c in zip(starts, stops, chunks)]
+    grid = [range(start // c, (stop - 1) // c + 1) for start, stop, c in zip(starts, stops, array.chunks)]
     jobs = list(itertools.product(*grid))
     read = _ChunkRead(array, starts, stops, out)
     if len(jobs) == 1:

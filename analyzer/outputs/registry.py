@@ -94,6 +94,7 @@ class Context:
     taps: dict[str, StepTap] = field(default_factory=dict)
     written: dict[str, Written] = field(default_factory=dict)
     _shared: dict = field(default_factory=dict)
+    _background: ThreadPoolExecutor | None = None  # made by the first in_background call
 
     @property
     def out(self) -> Path:
@@ -109,11 +110,10 @@ class Context:
     def in_background(self, fn: Callable[[], Written | None]) -> Future:
         """Start ``fn`` now in a thread of this process: work that must stay here (the video's encoding, the
         viewer's page) overlaps the encoder processes' jobs instead of waiting for them to end."""
-        if "background" not in self._shared:
-            pool = ThreadPoolExecutor(2, thread_name_prefix="wan-analyze-output")
-            self.closing.callback(pool.shutdown)
-            self._shared["background"] = pool
-        return self._shared["background"].submit(fn)
+        if self._background is None:
+            self._background = ThreadPoolExecutor(2, thread_name_prefix="wan-analyze-output")
+            self.closing.callback(self._background.shutdown)
+        return self._background.submit(fn)
 
     def shared(self, key: object, make: Callable[[], T]) -> T:
         """One value per analysis for the outputs that share a stage (the per-word views): made on first use."""
