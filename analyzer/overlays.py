@@ -204,18 +204,35 @@ def caption_strips(width: int, label: str, suffixes: list[str], short_suffixes: 
 
 
 def mark_not_recorded(frame: np.ndarray) -> np.ndarray:
-    """``frame`` (h, w, 3) uint8 with the "frame not recorded" label in a dark band across its middle."""
+    """``frame`` (h, w, 3) uint8 with the "frame not recorded" label in a dark band across its middle.
+
+    One line when it fits the frame's width, else two ("frame not" over "recorded"), at the
+    largest font (a twelfth of the width, 8 to 14 pixels) that fits; a frame too narrow even
+    for two lines at 8 pixels gets them cut at its edges.
+    """
     height, width = frame.shape[:2]
-    size = max(8, min(14, width // 12))
+    lines, size = _not_recorded_layout(width)
     label_font = font(size)
     image = Image.fromarray(np.ascontiguousarray(frame))
     draw = ImageDraw.Draw(image)
-    top = max(0, height // 2 - size)
-    draw.rectangle((0, top, width, min(height, top + 2 * size)), fill=(40, 40, 40))
-    text_width = label_font.getlength(NOT_RECORDED_LABEL)
-    draw.text((max(2, (width - text_width) / 2), top + size / 2 - 1), NOT_RECORDED_LABEL, fill="white",
-              font=label_font)
+    band = (len(lines) + 1) * size
+    top = max(0, height // 2 - band // 2)
+    draw.rectangle((0, top, width, min(height, top + band)), fill=(40, 40, 40))
+    for i, line in enumerate(lines):
+        draw.text((width / 2, top + (i + 1) * size), line, fill="white", font=label_font, anchor="mm")
     return np.asarray(image)
+
+
+@lru_cache(maxsize=64)
+def _not_recorded_layout(width: int) -> tuple[tuple[str, ...], int]:
+    """The lines and font size of the "frame not recorded" label on a frame ``width`` pixels wide."""
+    largest = max(8, min(14, width // 12))
+    first, _, last = NOT_RECORDED_LABEL.rpartition(" ")
+    for lines in ((NOT_RECORDED_LABEL,), (first, last)):
+        for size in range(largest, 7, -1):
+            if max(font(size).getlength(line) for line in lines) <= width - 4:
+                return lines, size
+    return (first, last), 8
 
 
 def sample_frames(num_video_frames: int, count: int) -> list[int]:

@@ -143,6 +143,17 @@ def test_segmentation_colours_do_not_wrap():
         overlays.SEGMENT_COLOUR_COUNT
 
 
+@pytest.mark.parametrize("width", [48, 64, 100, 200, 320, 832])
+def test_not_recorded_label_fits_its_frame(width):
+    """The label is drawn whole, centred, on every frame width the outputs use (it was cut at 64 pixels)."""
+    grey = np.full((60, width, 3), overlays.NOT_RECORDED_GREY, dtype=np.uint8)
+    ink = overlays.mark_not_recorded(grey).min(axis=2) > 200  # the white text
+    columns = np.flatnonzero(ink.any(axis=0))
+    assert columns.size, "no label drawn"
+    assert columns[0] >= 1 and columns[-1] <= width - 2  # not cut at either edge
+    assert abs((columns[0] + columns[-1]) / 2 - width / 2) <= 3  # centred
+
+
 def test_segmentation_legend_says_when_colours_repeat():
     from analyzer import overlays
 
