@@ -47,3 +47,24 @@ def test_per_step_maps_only_when_asked():
     expected = np.mean([np.stack([d.attention[:, 0], d.attention[:, 3]])
                         / np.stack([d.attention[:, 0], d.attention[:, 3]]).max() for d in steps], axis=0)
     np.testing.assert_allclose(scaled.unit_maps(step_scaled=True), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("block_bytes", [4, 4 * 3 * 7, 1 << 20])  # a row a block, uneven blocks, one block
+def test_layer_mean_by_blocks_of_rows_adds_the_layers_in_order(monkeypatch, block_bytes):
+    """The blocked layer mean is the float32 sum of whole layers in order, to the bit; each layer's token
+    mass is its float64 column mean; the kept layers are the layers as decoded."""
+    from analyzer import statistics
+
+    monkeypatch.setattr(statistics, "LAYER_MEAN_BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(3)
+    att = rng.dirichlet(np.ones(3), size=(5, 101)).astype(np.float16)  # (layers, queries, tokens)
+    att[2, 7, 1] = np.float16(3e-7)  # a float16 subnormal
+    total, mass, kept = statistics.layer_mean(att, keep=(0, 3))
+
+    expected = np.zeros((101, 3), dtype=np.float32)
+    for layer in att.astype(np.float32):
+        expected += layer
+    assert np.array_equal(total, expected / np.float32(5))
+    np.testing.assert_allclose(mass, att.astype(np.float64).mean(axis=1), rtol=1e-6)
+    assert set(kept) == {0, 3}
+    assert all(np.array_equal(kept[k], att[k].astype(np.float32)) for k in kept)
