@@ -65,12 +65,19 @@ def word_groups(view: StoreView) -> list[tuple[int, ...]]:
 
 
 def quantise(maps: np.ndarray) -> dict:
-    """(W, Q) float maps -> {"scales": [W floats], "maps": [W base64 strings of Q bytes]}."""
-    maps = np.asarray(maps, dtype=np.float64)
-    scales = maps.max(axis=1) if maps.size else np.zeros(len(maps))
-    scales = np.where(np.isfinite(scales) & (scales > 0), scales, 0.0)
-    safe = np.where(scales > 0, scales, 1.0)
-    q = np.clip(np.rint(maps / safe[:, None] * 255.0), 0, 255).astype(np.uint8)
+    """(W, Q) float maps -> {"scales": [W floats], "maps": [W base64 strings of Q bytes]}.
+
+    In float32, in place: the bytes are within one step of float64's (a value exactly between two
+    steps may round the other way), at a third of the cost on a page's twenty-odd 33k-value maps.
+    """
+    maps = np.array(maps, dtype=np.float32)  # a copy: scaled in place below
+    scales = maps.max(axis=1) if maps.size else np.zeros(len(maps), dtype=np.float32)
+    scales = np.where(np.isfinite(scales) & (scales > 0), scales, np.float32(0))
+    factors = np.divide(np.float32(255), scales, out=np.zeros_like(scales), where=scales > 0)
+    np.multiply(maps, factors[:, None], out=maps)
+    np.rint(maps, out=maps)
+    np.clip(maps, 0, 255, out=maps)
+    q = maps.astype(np.uint8)
     return {"scales": [float(s) for s in scales],
             "maps": [base64.b64encode(row.tobytes()).decode("ascii") for row in q]}
 
