@@ -1,4 +1,5 @@
-"""Checks on drawn matplotlib figures, shared by the gallery test and the figure layout tests."""
+"""Checks on drawn pictures, shared by the gallery test and the figure layout tests: matplotlib figures, and
+the PIL pictures that record where they put their texts."""
 
 from __future__ import annotations
 
@@ -24,4 +25,26 @@ def clipped(figure: Figure) -> list[str]:
     tight = figure.get_tightbbox(renderer).transformed(figure.dpi_scale_trans)
     if outside(tight):
         problems.append(f"drawn extent {tight.bounds} beyond the figure {box.bounds}")
+    return problems
+
+
+def boxes_overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    """Whether two (left, upper, right, lower) pixel boxes, right and lower exclusive, share a pixel."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def drawn_text_problems(picture) -> list[str]:
+    """What is wrong with the texts of a picture drawn with PIL that records where it put them (the montage's
+    ``MontagePicture``): a text not inside the picture with a pixel to spare, two texts sharing a pixel, a text
+    on a panel, the colour bar or their frames."""
+    width, height = picture.image.size
+    texts = picture.texts
+    problems = [f"{text!r} at {box} leaves the {width}x{height} picture" for text, box in texts
+                if box[0] < 1 or box[1] < 1 or box[2] > width - 1 or box[3] > height - 1]
+    problems += [f"{a!r} overlaps {b!r}" for i, (a, box_a) in enumerate(texts) for b, box_b in texts[i + 1:]
+                 if boxes_overlap(box_a, box_b)]
+    framed = [(f"panel {p.label!r}", p.box) for p in picture.panels] + [("colour bar", picture.bar_box)]
+    framed = [(name, (left - 1, upper - 1, right + 1, lower + 1)) for name, (left, upper, right, lower) in framed]
+    problems += [f"{text!r} is drawn on the {name}" for text, box in texts for name, area in framed
+                 if boxes_overlap(box, area)]
     return problems

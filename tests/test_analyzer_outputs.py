@@ -198,6 +198,7 @@ def test_many_steps_montage_and_animation(tmp_path):
         assert animation.n_frames == 10 and animation.width <= 800
     with Image.open(written["montage"]) as montage:
         assert 1000 <= montage.width <= 2600 and montage.height > 600
+        assert montage.mode == "P"  # the step pictures' palette: cheap to compress
 
 
 def test_word_views_scratch_folder_removed_on_error(tmp_path):
