@@ -24,9 +24,11 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 # pictures) starting worker processes costs more than it saves.
 PROCESS_THRESHOLD_PIXELS = 50_000_000
 MAX_WORKERS = 8
-# What the workers' jobs import (the caller's main module and the picture code): a worker forked from a
-# server that has imported them starts in milliseconds instead of importing matplotlib and zarr again.
-WORKER_PRELOAD = ("__main__", "analyzer.outputs", "analyzer.word_views", "analyzer.streaming")
+# What the workers' jobs import (the caller's main module, the picture code and matplotlib, which the main
+# process does not import): a worker forked from a server that has imported them starts in milliseconds
+# instead of importing matplotlib and zarr again.
+WORKER_PRELOAD = ("__main__", "analyzer.outputs", "analyzer.word_views", "analyzer.streaming", "analyzer.lean_figure",
+                  "matplotlib.backends.backend_agg")
 
 
 def available_cores() -> int:

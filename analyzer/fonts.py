@@ -3,18 +3,19 @@
 It also measures text for the figures laid out by hand (:func:`text_inches`,
 :func:`tick_label_inches`): asking matplotlib for a text's extent costs a few milliseconds
 (it lays the text out), PIL a few microseconds. And the figures are built and drawn more
-cheaply (:class:`LeanFigure`, :func:`collector_paused`).
+cheaply (:class:`analyzer.lean_figure.LeanFigure`, also reached here as ``fonts.LeanFigure``, and
+:func:`collector_paused`). Nothing here imports matplotlib: the analyzer's main process draws
+only with PIL, and only the figures (drawn in the encoder processes) need it.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib.util
+import os
 from contextlib import contextmanager
 from functools import lru_cache
 
-import matplotlib
-from matplotlib import font_manager
-from matplotlib.figure import Figure
 from PIL import ImageFont
 
 _MEASURE_PIXELS = 72  # the size text is measured at; widths scale with the size
@@ -25,10 +26,23 @@ _MEASURE_MARGIN = 1.06  # matplotlib hints and kerns a little differently: measu
 def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """DejaVu Sans at ``size`` pixels (PIL's built-in font if FreeType is unavailable)."""
     try:
-        path = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"), fallback_to_default=True)
-        return ImageFont.truetype(path, size)
+        return ImageFont.truetype(_dejavu_sans(), size)
     except (OSError, ImportError):
         return ImageFont.load_default()
+
+
+@lru_cache(maxsize=1)
+def _dejavu_sans() -> str:
+    """The DejaVu Sans file matplotlib ships, found without importing matplotlib (a third of a second in the
+    analyzer's main process, which draws only with PIL); matplotlib's own font search if it is not there."""
+    spec = importlib.util.find_spec("matplotlib")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(folder, "mpl-data", "fonts", "ttf", "DejaVuSans.ttf")
+        if os.path.isfile(path):
+            return path
+    from matplotlib import font_manager
+
+    return font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"), fallback_to_default=True)
 
 
 def text_inches(text: str, points: float) -> float:
@@ -68,14 +82,10 @@ def collector_paused():
             gc.enable()
 
 
-class LeanFigure(Figure):
-    """A matplotlib figure drawn more cheaply, to the same picture.
+def __getattr__(name: str):
+    # LeanFigure is a matplotlib Figure: matplotlib is imported when the first figure is made, not with this module
+    if name == "LeanFigure":
+        from analyzer.lean_figure import LeanFigure
 
-    Its text is drawn without FreeType hinting: matplotlib 3.11 renders each glyph on its own,
-    and unhinted a text costs half as much, while at these sizes (7 to 13 points at 100 dpi)
-    it looks the same. And it is drawn with the collector paused (:func:`collector_paused`).
-    """
-
-    def draw(self, renderer):
-        with collector_paused(), matplotlib.rc_context({"text.hinting": "no_hinting"}):
-            return super().draw(renderer)
+        return LeanFigure
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,13 +11,15 @@ import zlib
 from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from PIL import Image, ImageOps
 
 from analyzer.errors import AnalyzerError
+
+if TYPE_CHECKING:  # matplotlib is imported where figures are drawn (encoder processes), not with the module
+    from matplotlib.figure import Figure
 
 PALETTE_SAMPLES = 8
 
@@ -95,6 +97,8 @@ def save_image(image: Image.Image, path: Path, image_format: str) -> Path:
 
 def save_figure(figure: Figure, path: Path, image_format: str) -> Path:
     """Draw a matplotlib figure (at its own dpi) into its RGBA buffer and write it through :func:`save_image`."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # only where figures are drawn
+
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
     return save_image(Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("RGB"), path, image_format)

@@ -10,10 +10,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from matplotlib import colormaps
 from PIL import Image, ImageDraw
 
-from analyzer import palette, text
+from analyzer import colour_tables, palette, text
 from analyzer.fonts import font
 
 OVERLAY_ALPHA = 0.65
@@ -60,7 +59,7 @@ def _heat_tables() -> tuple[np.ndarray, np.ndarray]:
     channels. As (256,) records of three uint16, so one ``np.take`` gathers a whole pixel."""
     level = np.arange(256) / 255.0
     alpha = np.round(level * OVERLAY_ALPHA * _ONE).astype(np.uint16)[:, None]
-    colours = np.round(colormaps[HEAT_COLORMAP](level)[:, :3] * 255).astype(np.uint16) * alpha + _ONE // 2
+    colours = colour_tables.lut(HEAT_COLORMAP).astype(np.uint16) * alpha + _ONE // 2  # level i is entry i
     keep = np.repeat(_ONE - alpha, 3, axis=1)
     return tuple(np.ascontiguousarray(t, dtype=np.uint16).view("V6").ravel() for t in (colours, keep))
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from analyzer import fonts, heatmaps, output, text
 from analyzer.outputs.registry import Context, Output
 from analyzer.statistics import HeadStat
 from shared.words import token_text
+
+if TYPE_CHECKING:  # matplotlib is imported where figures are drawn (encoder processes), not with the module
+    from matplotlib.figure import Figure
 
 HEAD_RANKING = "head_ranking"
 # the hand-made layout, in inches

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from analyzer import fonts, output, text
 from analyzer.outputs.registry import Context, Output
+
+if TYPE_CHECKING:  # matplotlib is imported where figures are drawn (encoder processes), not with the module
+    from matplotlib.figure import Figure
 
 LAYER_PROFILE = "layer_profile"
 # the hand-made layout, in inches

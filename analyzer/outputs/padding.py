@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from analyzer import fonts, output, text
 from analyzer.outputs.registry import Context, Output
+
+if TYPE_CHECKING:  # matplotlib is imported where figures are drawn (encoder processes), not with the module
+    from matplotlib.figure import Figure
 
 PADDING = "padding_mass"
 # the hand-made layout, in inches
@@ -36,6 +38,8 @@ def padding_figure(step_indices: list[int], padding: np.ndarray, layer_blocks: l
     figure = fonts.LeanFigure(figsize=(width, height), dpi=100)
     line = figure.add_axes((0, 0, 1, 1))
     line.plot(step_indices, padding.mean(axis=1), marker="o", color="tab:red")
+    from matplotlib.ticker import MaxNLocator  # imported where the figure is drawn
+
     line.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers: no tick at 0.5
     line.grid(alpha=0.3)
     line.set_xlabel("step")
