@@ -1,9 +1,11 @@
 """The picture of each step: its token x video-token heatmap, drawn during the streaming pass.
 
-matplotlib draws the figure's frame once; each step's picture is that frame with the
-step's colours, title and colour-bar values put in with numpy and PIL (see :class:`StepHeatmap`).
-The outputs that use it (steps, montage, animation: :mod:`analyzer.outputs`) get each
-picture as it is drawn, never re-rendered.
+The picture's frame (axes, token and frame labels, axis labels, colour bar) is drawn once,
+with numpy and PIL; each step's picture is that frame with the step's colours, title and
+colour-bar values put in (see :class:`StepHeatmap`). The outputs that use it (steps, montage,
+animation: :mod:`analyzer.outputs`) get each picture as it is drawn, never re-rendered.
+No matplotlib: drawing the frame with it cost the analyzer's main process about a CPU
+second before the first step, and importing it a third of a second more.
 
 The pictures are palette images (:data:`PALETTE`: the colour map at :data:`LEVELS` levels and
 :data:`GREYS` greys for the frame and its text). PIL writes a palette PNG in a fifth of the
@@ -14,14 +16,12 @@ frames need no quantising.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
-import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.ticker import MaxNLocator
-from PIL import Image, ImageDraw
+from PIL import Image, ImageChops, ImageDraw
 
-from analyzer import fonts, text
+from analyzer import colour_tables, text
 from analyzer.fonts import font
 from shared.schema import Attr
 from shared.words import token_text
@@ -30,8 +30,27 @@ EXPERT_NAMES = {0: "high-noise expert", 1: "low-noise expert", -1: "expert unkno
 HEATMAP_INFO = "heatmap"  # the key of Image.info holding the step's matrix (rows x tokens), for the montage
 MAX_TOKEN_LABELS = 96
 COLORMAP = "viridis"
-COLORBAR_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
-_LUT = (matplotlib.colormaps[COLORMAP](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
+_LUT = colour_tables.lut(COLORMAP)
+
+Box = tuple[int, int, int, int]  # (left, upper, right, lower) in image pixels, right and lower exclusive
+
+# the layout, in pixels (what matplotlib's figure had at 100 dpi)
+HEIGHT = 640
+MARGIN = 10
+TICK_LENGTH = 4  # the tick marks, outside the frame
+TICK_PAD = 3  # between a tick mark and its label
+LABEL_GAP = 8  # between tick labels and their axis's label
+TITLE_GAP = 6  # between the title's descender line and the axes' frame
+BAR_GAP = 15  # between the axes and the colour bar
+BAR_WIDTH = 25
+VALUE_PAD = 8  # from the colour bar's frame to its values: the tick mark and a gap
+WIDEST_VALUE = "0.00000"  # the colour-bar values' room; a wider set of values is set smaller (render)
+TITLE_PIXELS = 14
+VALUE_PIXELS = 14
+SMALLEST_VALUE_PIXELS = 8
+AXIS_LABEL_PIXELS = 14  # the x label and the colour bar's label
+Y_LABEL_PIXELS = 13  # two lines, so a little smaller
+TICK_LABEL_PIXELS = 11  # the token and frame labels
 
 # The step pictures' 256 colours: the colour map at LEVELS evenly spaced levels (first and last
 # exact), then GREYS greys from black to white for the axes and the anti-aliased text.
@@ -89,49 +108,100 @@ def picture_width(n_tokens: int) -> float:
 class StepHeatmap:
     """Renders one step's (rows x tokens) matrix as a labelled heatmap image, each with its own colour scale.
 
-    matplotlib draws the frame once (axes, token labels, colour bar); each step then only
-    puts its matrix's palette indices into the axes (numpy) and writes the title and
-    colour-bar values with PIL. A full matplotlib draw per step would cost ten times the read
-    of that step.
+    The frame (axes, token and frame labels, axis labels, colour bar) is drawn once, here, into
+    :attr:`template` (palette indices); each step then only puts its matrix's palette indices into
+    the axes (numpy) and writes the title and colour-bar values with PIL. Where each thing went is
+    kept: :attr:`box` (the matrix's pixels; the black frame lies just outside), :attr:`colorbar_box`
+    (framed the same way), :attr:`texts` (every text drawn here and its ink's box), and the rooms
+    :meth:`render` writes in (:attr:`title_room`, :attr:`value_room`), so that tests can check the
+    layout without reading pixels back.
     """
 
-    @fonts.collector_paused()  # the frame's figure: thousands of objects, all kept until drawn
     def __init__(self, tokens: list[str], row_starts: np.ndarray, grid: tuple[int, int, int], layer_label: str):
         n_tokens, n_rows = len(tokens), len(row_starts)
-        figure = fonts.LeanFigure(figsize=(picture_width(n_tokens), 6.4), dpi=100)
-        canvas = FigureCanvasAgg(figure)
-        ax = figure.add_subplot()
-        image = ax.imshow(np.zeros((n_rows, n_tokens), dtype=np.float32), aspect="auto",
-                          interpolation="nearest", cmap=COLORMAP, vmin=0.0, vmax=1.0)
-        colorbar = figure.colorbar(image, ax=ax, label="attention weight", fraction=0.05, pad=0.02)
-        colorbar.set_ticks(list(COLORBAR_FRACTIONS), labels=["0.00000"] * len(COLORBAR_FRACTIONS))
-        colorbar.ax.tick_params(length=0)  # PIL draws each step's round ticks where its values fall
-        every = max(1, math.ceil(n_tokens / MAX_TOKEN_LABELS))
-        ticks = list(range(0, n_tokens, every))
-        ax.set_xticks(ticks, [text.label(token_text(tokens[t]) or tokens[t], 16) for t in ticks], rotation=90,
-                      fontsize=8)
-        ax.set_xlabel("text token (key)")
+        shown_tokens = list(range(0, n_tokens, max(1, math.ceil(n_tokens / MAX_TOKEN_LABELS))))
+        token_labels = [text.plain_label(token_text(tokens[t]) or tokens[t], 16) for t in shown_tokens]
+        frames, height, width = grid
+        # the row holding each latent frame's first video token: its tick goes at that row's top
+        frame_rows = np.searchsorted(row_starts, np.arange(frames) * height * width, side="right") - 1
+        shown_frames = list(range(0, frames, max(1, math.ceil(frames / 24))))
+        y_label = [f"video token (latent frame, y, x); {n_rows} row means", text.plain_label(layer_label, 80)]
+        y_face = _fitted(y_label, Y_LABEL_PIXELS, HEIGHT - 2 * MARGIN)
 
-        frames, height, width_ = grid
-        frame_rows = np.searchsorted(row_starts, np.arange(frames) * height * width_, side="right") - 1
-        shown = list(range(0, frames, max(1, math.ceil(frames / 24))))
-        ax.set_yticks([frame_rows[f] - 0.5 for f in shown], [f"f{f}" for f in shown], fontsize=7)
-        ax.set_ylabel(f"video token (latent frame, y, x); {n_rows} row means\n{layer_label}", fontsize=9)
-        ax.set_title(step_title(0, 1000.0, 1, True), fontsize=10)  # reserves the title's room in the layout
-        figure.tight_layout()
-        ax.set_title("")
-        # invisible, not removed: the colour bar's label keeps its place beside the values PIL writes
-        colorbar.ax.tick_params(labelcolor="none")
-        canvas.draw()
-        rgb = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
-        self.template = np.asarray(rgb.quantize(palette=palette_image(), dither=Image.Dither.NONE)).copy()
-        self.box = left, upper, right, lower = _pixel_box(ax, canvas)
-        self.colorbar_box = _pixel_box(colorbar.ax, canvas)
+        self._lay_out(round(picture_width(n_tokens) * 100), token_labels, [f"f{f}" for f in shown_frames],
+                      len(y_label) * _line_height(y_face))
+        left, upper, right, lower = self.box
         # nearest-neighbour scaling of the matrix onto the axes: how often each row and column repeats
         self._row_repeats = _repeats(n_rows, lower - upper)
         self._column_repeats = _repeats(n_tokens, right - left)
-        self.title_font = font(14)
-        self.tick_font = font(14)
+
+        # the texts and tick marks black on white in one grey layer that becomes the palette's greys
+        layer = Image.new("L", (self._width, HEIGHT), 255)
+        self.texts: list[tuple[str, Box]] = self._token_axis(layer, shown_tokens, token_labels)
+        self.texts += self._frame_axis(layer, [int(frame_rows[f]) for f in shown_frames], shown_frames)
+        self.texts += _write_upwards(layer, y_label, y_face, MARGIN, (upper + lower) // 2)
+        axis_face = font(AXIS_LABEL_PIXELS)
+        self.texts += _write_upwards(layer, ["attention weight"], axis_face,
+                                     self._width - MARGIN - _line_height(axis_face), (upper + lower) // 2)
+        self.template = self._coloured(layer)
+        self.title_font = font(TITLE_PIXELS)
+
+    def _lay_out(self, width: int, token_labels: list[str], frame_labels: list[str], y_label_height: int) -> None:
+        """Where everything goes: from the left, the y label, the frame labels and their ticks, the axes, the
+        colour bar, its values, its label; from the top, the title, the axes, the token labels reading upwards
+        under their ticks, the x label. The axes take what the texts leave."""
+        tick_face, axis_line = font(TICK_LABEL_PIXELS), _line_height(font(AXIS_LABEL_PIXELS))
+        value_width = math.ceil(font(VALUE_PIXELS).getlength(WIDEST_VALUE))
+        label_length = max((math.ceil(tick_face.getlength(label)) for label in token_labels), default=0) + 2
+        frame_width = max(math.ceil(tick_face.getlength(label)) for label in frame_labels)
+        left = MARGIN + y_label_height + LABEL_GAP + frame_width + TICK_PAD + TICK_LENGTH + 1
+        upper = MARGIN + _line_height(font(TITLE_PIXELS)) + TITLE_GAP
+        lower = HEIGHT - MARGIN - axis_line - LABEL_GAP - label_length - TICK_PAD - TICK_LENGTH - 1
+        bar_right = width - MARGIN - axis_line - LABEL_GAP - value_width - VALUE_PAD - 1
+        right = bar_right - BAR_WIDTH - BAR_GAP
+        value_half = math.ceil(_line_height(font(VALUE_PIXELS)) / 2) + 1  # a value is centred on its tick
+        self._width = width
+        self.box: Box = (left, upper, right, lower)
+        self.colorbar_box: Box = (bar_right - BAR_WIDTH, upper, bar_right, lower)
+        self.title_room: Box = (left, upper - TITLE_GAP - _line_height(font(TITLE_PIXELS)), right, upper - TITLE_GAP)
+        self.value_room: Box = (bar_right + 1, upper - value_half, bar_right + 1 + VALUE_PAD + value_width,
+                                lower + value_half)
+
+    def _token_axis(self, layer: Image.Image, shown: list[int], labels: list[str]) -> list[tuple[str, Box]]:
+        """The shown tokens' tick marks under the axes, each at its column's middle, and their labels."""
+        left, _, right, lower = self.box
+        edges = left + np.concatenate([[0], np.cumsum(self._column_repeats)])
+        columns = [(int(edges[t]), int(edges[t + 1])) for t in shown]  # each shown token's pixels
+        draw = ImageDraw.Draw(layer)
+        for start, end in columns:
+            draw.line(((start + end - 1) // 2, lower + 1, (start + end - 1) // 2, lower + TICK_LENGTH), fill=0)
+        texts = _write_token_labels(layer, labels, [(start + end) / 2 for start, end in columns],
+                                    font(TICK_LABEL_PIXELS), lower + 1 + TICK_LENGTH + TICK_PAD)
+        under = ((left + right) // 2, HEIGHT - MARGIN)
+        return texts + [_write(draw, "text token (key)", font(AXIS_LABEL_PIXELS), under, "md")]
+
+    def _frame_axis(self, layer: Image.Image, first_rows: list[int], frames: list[int]) -> list[tuple[str, Box]]:
+        """The frames' tick marks left of the axes, at the top of each one's first row, and their labels "f0"...;
+        a frame whose tick would crowd the last one labelled (rows shared or thin) goes without."""
+        left, upper, _, _ = self.box
+        row_tops = upper + np.concatenate([[0], np.cumsum(self._row_repeats)])
+        ticks = [int(row_tops[row]) for row in first_rows]
+        draw, texts = ImageDraw.Draw(layer), []
+        for y, frame in _spaced(ticks, TICK_LABEL_PIXELS + 2, list(zip(ticks, frames))):
+            draw.line((left - 1 - TICK_LENGTH, y, left - 2, y), fill=0)
+            texts.append(_write(draw, f"f{frame}", font(TICK_LABEL_PIXELS),
+                                (left - 1 - TICK_LENGTH - TICK_PAD, y + 0.5), "rm"))
+        return texts
+
+    def _coloured(self, layer: Image.Image) -> np.ndarray:
+        """The frame in palette indices: the grey layer's ink as greys, the axes' black frame, the colour bar."""
+        pixels = _GREY_INDEX[np.asarray(layer)]
+        _put_frame(pixels, self.box)
+        bar_left, upper, bar_right, lower = self.colorbar_box
+        levels = np.round(np.linspace(LEVELS - 1, 0, lower - upper)).astype(np.uint8)  # the first at the bottom
+        pixels[upper:lower, bar_left:bar_right] = levels[:, None]
+        _put_frame(pixels, self.colorbar_box)
+        return pixels
 
     def render(self, matrix: np.ndarray, title: str) -> Image.Image:
         """The heatmap of ``matrix``, coloured from 0 to its maximum, with round colour-bar ticks.
@@ -146,40 +216,102 @@ class StepHeatmap:
         left, upper, right, lower = self.box
         pixels[upper:lower, left:right] = np.repeat(np.repeat(levels, self._row_repeats, axis=0),
                                                     self._column_repeats, axis=1)
-        pixels[[upper - 1, lower], left - 1:right + 1] = BLACK  # the axes' frame
-        pixels[upper - 1:lower + 1, [left - 1, right]] = BLACK
 
         # the text: black on white in grey layers over the strips where it goes, put in as palette greys
-        width = pixels.shape[1]
-        layer = Image.new("L", (width, upper - 1), 255)
-        ImageDraw.Draw(layer).text(((left + right) / 2, upper - 6), title, fill=0, font=self.title_font, anchor="md")
+        title_bottom = self.title_room[3]
+        layer = Image.new("L", (pixels.shape[1], title_bottom), 255)
+        ImageDraw.Draw(layer).text(((left + right) / 2, title_bottom), title, fill=0, font=self.title_font,
+                                   anchor="md")
         _ink(pixels, 0, 0, layer)
-        c_left, c_upper, c_right, c_lower = self.colorbar_box
-        strip_top, strip_bottom = max(0, c_upper - 10), min(pixels.shape[0], c_lower + 10)
-        layer = Image.new("L", (width - c_right, strip_bottom - strip_top), 255)
-        draw = ImageDraw.Draw(layer)
-        for value, label in round_ticks(scale):
-            y = c_lower - strip_top - value / scale * (c_lower - c_upper)
-            draw.line((0, y, 4, y), fill=0)
-            draw.text((8, y), label, fill=0, font=self.tick_font, anchor="lm")
-        _ink(pixels, strip_top, c_right, layer)
+        self._put_values(pixels, scale)
 
         picture = Image.fromarray(pixels)
         picture.putpalette(PALETTE.tobytes())
         picture.info[HEATMAP_INFO] = np.asarray(matrix, dtype=np.float32)
         return picture
 
+    def _put_values(self, pixels: np.ndarray, scale: float) -> None:
+        """The colour bar's round values from 0 to ``scale``, each with its tick mark where it falls on the bar."""
+        _, bar_upper, _, bar_lower = self.colorbar_box
+        room_left, room_upper, room_right, room_lower = self.value_room
+        ticks = round_ticks(scale)
+        face = _value_font(tuple(label for _, label in ticks), room_right - room_left - VALUE_PAD)
+        layer = Image.new("L", (room_right - room_left, room_lower - room_upper), 255)
+        draw = ImageDraw.Draw(layer)
+        for value, label in ticks:
+            y = round(bar_lower - 1 - value / scale * (bar_lower - bar_upper - 1)) - room_upper
+            draw.line((0, y, TICK_LENGTH - 1, y), fill=0)
+            draw.text((VALUE_PAD, y + 0.5), label, fill=0, font=face, anchor="lm")
+        _ink(pixels, room_upper, room_left, layer)
+
 
 def round_ticks(top: float, count: int = 5, bottom: float = 0.0) -> list[tuple[float, str]]:
     """Round values from ``bottom`` to ``top`` (at most ``count`` + 1 of them) and their labels, as matplotlib
     picks them; the labels have as many decimals as the step between them needs."""
-    values = [v for v in MaxNLocator(nbins=count, steps=[1, 2, 2.5, 5, 10]).tick_values(bottom, top)
+    values = [v for v in _nice_ticks(bottom, top, count)
               if bottom - 1e-12 - abs(bottom) * 1e-9 <= v <= top + 1e-12 + abs(top) * 1e-9]
     step = values[1] - values[0] if len(values) > 1 else abs(top - bottom) or abs(top)
     digits = max(0, -math.floor(math.log10(step))) if step > 0 else 0
     if step > 0 and round(step, digits) != round(step, digits + 1):
         digits += 1
     return [(v, f"{v:.{digits}f}") for v in values]
+
+
+# the steps between ticks, times a power of ten: matplotlib's staircase for steps [1, 2, 2.5, 5, 10], its
+# entries computed as it computes them (0.1 * 2.5 and not 0.25) so that the ticks are the same to the bit
+_STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)
+_STAIRCASE = tuple(0.1 * s for s in _STEPS[:-1]) + _STEPS + (10 * _STEPS[1],)
+
+
+def _nice_ticks(vmin: float, vmax: float, bins: int) -> list[float]:
+    """``MaxNLocator(nbins=bins, steps=[1, 2, 2.5, 5, 10]).tick_values(vmin, vmax)`` of matplotlib 3.x (its
+    ``axes.autolimit_mode`` "data"), without importing matplotlib: the smallest round step that spans the range
+    in at most ``bins`` steps, and the multiples of it from at or below ``vmin`` to at or above ``vmax``."""
+    vmin, vmax = _nonsingular(vmin, vmax)
+    span, middle = abs(vmax - vmin), (vmax + vmin) / 2
+    # far from zero, the ticks are found for the range less a round offset, which keeps their precision
+    offset = 0.0 if abs(middle) / span < 100 else math.copysign(10 ** (math.log10(abs(middle)) // 1), middle)
+    scale = 10 ** (math.log10(span / bins) // 1)
+    low, high = vmin - offset, vmax - offset
+    steps = [s * scale for s in _STAIRCASE]
+    raw_step = (high - low) / bins
+    first = next((i for i, s in enumerate(steps) if s >= raw_step), len(steps) - 1)
+    for step in reversed(steps[:first + 1]):  # a smaller step when the first leaves fewer than two ticks inside
+        base = (low // step) * step
+        lowest, highest = _multiples_at_or_beyond(low - base, high - base, step, offset)
+        ticks = [n * step + base for n in range(lowest, highest + 1)]
+        if sum(low <= t <= high for t in ticks) >= 2:
+            break
+    return [t + offset for t in ticks]
+
+
+def _nonsingular(vmin: float, vmax: float, expander: float = 1e-13, tiny: float = 1e-14) -> tuple[float, float]:
+    """matplotlib's ``transforms._nonsingular`` as ``MaxNLocator.tick_values`` calls it: an empty or minute
+    range widened a little, a non-finite one replaced, the ends in order."""
+    if not (math.isfinite(vmin) and math.isfinite(vmax)):
+        return -expander, expander
+    vmin, vmax = sorted((float(vmin), float(vmax)))
+    largest = max(abs(vmin), abs(vmax))
+    if largest < (1e6 / tiny) * np.finfo(float).tiny:
+        return -expander, expander
+    if vmax - vmin <= largest * tiny:
+        if vmax == 0 and vmin == 0:
+            return -expander, expander
+        return vmin - expander * abs(vmin), vmax + expander * abs(vmax)
+    return vmin, vmax
+
+
+def _multiples_at_or_beyond(low: float, high: float, step: float, offset: float) -> tuple[int, int]:
+    """The largest n with n * step <= ``low`` and the smallest with n * step >= ``high``, a remainder within
+    rounding error of a whole step counted as one (matplotlib's ``_Edge_integer``: more slop with a large offset)."""
+    tolerance = min(0.4999, max(1e-10, 10 ** (math.log10(abs(offset) / step) - 12))) if offset else 1e-10
+    below, rest = divmod(low, step)
+    if abs(rest / step - 1) < tolerance:
+        below += 1
+    above, rest = divmod(high, step)
+    if not abs(rest / step) < tolerance:
+        above += 1
+    return int(below), int(above)
 
 
 def _repeats(count: int, pixels: int) -> np.ndarray:
@@ -196,8 +328,89 @@ def _ink(pixels: np.ndarray, top: int, left: int, layer: Image.Image) -> None:
     region[inked] = _GREY_INDEX[grey[inked]]
 
 
-def _pixel_box(ax, canvas) -> tuple[int, int, int, int]:
-    """(left, upper, right, lower) of an axes in image pixels (matplotlib counts y from the bottom)."""
-    bbox = ax.get_window_extent(renderer=canvas.get_renderer())
-    height = canvas.get_width_height()[1]
-    return round(bbox.x0), round(height - bbox.y1), round(bbox.x1), round(height - bbox.y0)
+def _put_frame(pixels: np.ndarray, box: Box) -> None:
+    """A one-pixel black frame just outside ``box``."""
+    left, upper, right, lower = box
+    pixels[[upper - 1, lower], left - 1:right + 1] = BLACK
+    pixels[upper - 1:lower + 1, [left - 1, right]] = BLACK
+
+
+def _line_height(face) -> int:
+    ascent, descent = face.getmetrics()
+    return ascent + descent
+
+
+def _fitted(lines: list[str], size: int, room: int, smallest: int = 8):
+    """The font, the largest from ``size`` down to ``smallest`` pixels, at which every line fits ``room``."""
+    for pixels in range(size, smallest - 1, -1):
+        face = font(pixels)
+        if all(face.getlength(line) <= room for line in lines):
+            break
+    return face
+
+
+@lru_cache(maxsize=256)
+def _value_font(labels: tuple[str, ...], room: int):
+    """The colour-bar values' font (:func:`_fitted`), kept: steps often share their values, and measuring
+    them costs nearly a tenth of the rest of a step's picture."""
+    return _fitted(list(labels), VALUE_PIXELS, room, SMALLEST_VALUE_PIXELS)
+
+
+def _spaced(positions: list[int], gap: int, items: list) -> list:
+    """The ``items`` (at increasing ``positions``) kept so that each is at least ``gap`` beyond the last kept:
+    frames that share a row, or rows too thin for a label each, get one label."""
+    kept, last = [], None
+    for position, item in zip(positions, items):
+        if last is None or position - last >= gap:
+            kept.append(item)
+            last = position
+    return kept
+
+
+def _write(draw: ImageDraw.ImageDraw, label: str, face, at: tuple[float, float], anchor: str) -> tuple[str, Box]:
+    draw.text(at, label, fill=0, font=face, anchor=anchor)
+    box_left, box_upper, box_right, box_lower = draw.textbbox(at, label, font=face, anchor=anchor)
+    # outwards: text set at a fraction of a pixel inks the pixels it touches
+    return label, (math.floor(box_left), math.floor(box_upper), math.ceil(box_right), math.ceil(box_lower))
+
+
+def _rotated(box: Box, strip_width: int, left: int, upper: int) -> Box:
+    """Where ``box`` of a strip ``strip_width`` wide lands once the strip is turned a quarter to the left
+    (reading upwards) and put at (left, upper)."""
+    box_left, box_upper, box_right, box_lower = box
+    return left + box_upper, upper + strip_width - box_right, left + box_lower, upper + strip_width - box_left
+
+
+def _darken(layer: Image.Image, part: Image.Image, at: tuple[int, int]) -> None:
+    """Put ``part`` (black on white) into ``layer`` at ``at``, over what is there rather than instead of it."""
+    box = (at[0], at[1], at[0] + part.width, at[1] + part.height)
+    layer.paste(ImageChops.darker(layer.crop(box), part), box)
+
+
+def _write_token_labels(layer: Image.Image, labels: list[str], centres: list[float], face,
+                        upper: int) -> list[tuple[str, Box]]:
+    """The token labels reading upwards, each centred on its column, their last letters at ``upper`` (under the
+    axes) as matplotlib sets turned tick labels: all set in one strip as wide as the picture is tall, turned once."""
+    length = max((math.ceil(face.getlength(label)) for label in labels), default=0) + 2
+    strip = Image.new("L", (length, layer.width), 255)
+    draw = ImageDraw.Draw(strip)
+    texts = []
+    for label, centre in zip(labels, centres):
+        if label:
+            label, box = _write(draw, label, face, (length - 1, centre), "rm")
+            texts.append((label, _rotated(box, length, 0, upper)))
+    _darken(layer, strip.transpose(Image.Transpose.ROTATE_90), (0, upper))
+    return texts
+
+
+def _write_upwards(layer: Image.Image, lines: list[str], face, left: int, middle: int) -> list[tuple[str, Box]]:
+    """``lines`` reading upwards, the first on the left, from ``left``, centred on ``middle`` but kept inside
+    the picture."""
+    step = _line_height(face)
+    strip = Image.new("L", (max(math.ceil(face.getlength(line)) for line in lines) + 2, step * len(lines)), 255)
+    draw = ImageDraw.Draw(strip)
+    boxes = [_write(draw, line, face, (strip.width / 2, i * step), "ma")[1] for i, line in enumerate(lines)]
+    upright = strip.transpose(Image.Transpose.ROTATE_90)
+    upper = min(max(MARGIN, middle - upright.height // 2), layer.height - MARGIN - upright.height)
+    _darken(layer, upright, (left, upper))
+    return [(line, _rotated(box, strip.width, left, upper)) for line, box in zip(lines, boxes)]

@@ -1,9 +1,10 @@
 """The gallery: every output rendered for a demo-size and a real-size store, checked as a person would look.
 
 Every matplotlib figure is caught just before it is saved (``analyzer.output.save_figure``,
-with the encoders kept in this process) and drawn, and the montage (drawn with PIL) is caught
-with the record of where it put each thing (``montage.montage_picture``): no text may leave a
-figure (a clipped title or label), the heatmaps have a colour scale, the montage has one label
+with the encoders kept in this process) and drawn, and the montage and the step pictures' frame
+(drawn with PIL) are caught with the record of where they put each thing
+(``montage.montage_picture``, ``heatmaps.StepHeatmap``): no text may leave a figure (a clipped
+title or label) or touch another, the heatmaps have a colour scale, the montage has one label
 per panel and one colour scale, the head ranking is sorted and names layer and head. The PIL
 pictures are checked for their colour scale and legend, the segmentation palette for distinct
 colours, and the report for its summary, clean tokens and no expert on a one-expert model.
@@ -20,10 +21,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from PIL import Image
-from figure_checks import clipped, drawn_text_problems
+from figure_checks import clipped, drawn_text_problems, step_picture_problems
 from synthetic_store import owner_blocks, small_spec, write_store
 
-from analyzer import encoders, output, overlays, palette, run
+from analyzer import encoders, heatmaps, output, overlays, palette, run
 from analyzer.outputs import montage
 from analyzer.run import analyze
 
@@ -32,6 +33,7 @@ from benchmarks.analyzer_speed import build_store  # noqa: E402
 
 SAVE_FIGURE = output.save_figure  # the real ones, whatever a test patched in before
 MONTAGE_PICTURE = montage.montage_picture
+STEP_HEATMAP = heatmaps.StepHeatmap
 DEMO_STEPS = 8
 REAL_STEPS = 50
 
@@ -64,6 +66,19 @@ def render_all(store: Path, out: Path, monkeypatch) -> tuple[dict, dict[str, Fig
     return analyze(store, out, progress=False), figures, montages
 
 
+def step_frames_made(monkeypatch) -> list:
+    """The step pictures' frames (``heatmaps.StepHeatmap``) the analyses make from now on, as they are made."""
+    made = []
+
+    class Caught(STEP_HEATMAP):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(heatmaps, "StepHeatmap", Caught)
+    return made
+
+
 @pytest.fixture(scope="module")
 def gallery(tmp_path_factory):
     root = tmp_path_factory.mktemp("gallery")
@@ -74,7 +89,9 @@ def gallery(tmp_path_factory):
     results = {}
     with pytest.MonkeyPatch.context() as monkeypatch:
         for name, store in (("demo", demo), ("real", real)):
+            steps = step_frames_made(monkeypatch)
             results[name] = render_all(store, root / f"{name}-out", monkeypatch)
+            results[f"{name} step frames"] = steps
     return results
 
 
@@ -85,6 +102,18 @@ def test_no_text_leaves_any_figure(gallery, size):
     for name, figure in figures.items():
         assert not clipped(figure), f"{name}: {clipped(figure)}"
     assert len(montages) == 1 and not drawn_text_problems(montages[0]), drawn_text_problems(montages[0])
+
+
+@pytest.mark.parametrize("size", ["demo", "real"])
+def test_step_pictures_keep_every_text_inside_and_apart(gallery, size):
+    written, _, _ = gallery[size]
+    (frame,) = gallery[f"{size} step frames"]  # one frame, drawn once, for every step
+    assert not step_picture_problems(frame), step_picture_problems(frame)
+    labels = [label for label, _ in frame.texts]
+    assert "text token (key)" in labels and "attention weight" in labels and "f0" in labels
+    for path in written["steps"]:
+        with Image.open(path) as image:
+            assert image.size == frame.template.shape[::-1]
 
 
 @pytest.mark.parametrize("size", ["demo", "real"])
