@@ -248,8 +248,13 @@ class StepHeatmap:
 def round_ticks(top: float, count: int = 5, bottom: float = 0.0) -> list[tuple[float, str]]:
     """Round values from ``bottom`` to ``top`` (at most ``count`` + 1 of them) and their labels, as matplotlib
     picks them; the labels have as many decimals as the step between them needs."""
-    values = [v for v in _nice_ticks(bottom, top, count)
-              if bottom - 1e-12 - abs(bottom) * 1e-9 <= v <= top + 1e-12 + abs(top) * 1e-9]
+    return labelled_ticks(_nice_ticks(bottom, top, count), top, bottom)
+
+
+def labelled_ticks(candidates, top: float, bottom: float = 0.0) -> list[tuple[float, str]]:
+    """The ``candidates`` from ``bottom`` to ``top`` and their labels, with as many decimals as the step between
+    them needs."""
+    values = [v for v in candidates if bottom - 1e-12 - abs(bottom) * 1e-9 <= v <= top + 1e-12 + abs(top) * 1e-9]
     step = values[1] - values[0] if len(values) > 1 else abs(top - bottom) or abs(top)
     digits = max(0, -math.floor(math.log10(step))) if step > 0 else 0
     if step > 0 and round(step, digits) != round(step, digits + 1):

