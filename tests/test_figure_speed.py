@@ -14,7 +14,7 @@ from matplotlib.font_manager import FontProperties
 from figure_checks import clipped, drawn_text_problems
 from PIL import Image
 
-from analyzer import fonts, heatmaps
+from analyzer import fonts, heatmaps, ticks
 from analyzer.outputs import animation, heads, layers, montage, padding
 from analyzer.statistics import HeadStat, row_blocks
 
@@ -173,6 +173,6 @@ def test_measured_text_agrees_with_matplotlib():
 
 
 def test_round_ticks_from_a_bottom():
-    ticks = heatmaps.round_ticks(4.006, 6, 2.769)
-    assert [label for _, label in ticks] == ["3.00", "3.25", "3.50", "3.75", "4.00"]
-    assert [label for _, label in heatmaps.round_ticks(0.0085)] == ["0.000", "0.002", "0.004", "0.006", "0.008"]
+    chosen = ticks.round_ticks(4.006, 6, 2.769)
+    assert [label for _, label in chosen] == ["3.00", "3.25", "3.50", "3.75", "4.00"]
+    assert [label for _, label in ticks.round_ticks(0.0085)] == ["0.000", "0.002", "0.004", "0.006", "0.008"]

@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from matplotlib.ticker import MaxNLocator
 
-from analyzer import heatmaps, text
+from analyzer import heatmaps, text, ticks
 from analyzer.statistics import row_blocks
 from shared.words import token_text
 
@@ -134,12 +134,12 @@ def test_heatmaps_draws_without_matplotlib():
 
 def matplotlib_ticks(top: float, count: int = 5, bottom: float = 0.0) -> list[tuple[float, str]]:
     """round_ticks as it was, on matplotlib's MaxNLocator: what the re-implementation must give to the bit."""
-    return heatmaps.labelled_ticks(MaxNLocator(nbins=count, steps=[1, 2, 2.5, 5, 10]).tick_values(bottom, top),
+    return ticks.labelled_ticks(MaxNLocator(nbins=count, steps=[1, 2, 2.5, 5, 10]).tick_values(bottom, top),
                                    top, bottom)
 
 
 def same_ticks(top: float, count: int, bottom: float) -> None:
-    ours, theirs = heatmaps.round_ticks(top, count, bottom), matplotlib_ticks(top, count, bottom)
+    ours, theirs = ticks.round_ticks(top, count, bottom), matplotlib_ticks(top, count, bottom)
     assert [label for _, label in ours] == [label for _, label in theirs]
     assert [value for value, _ in ours] == [float(value) for value, _ in theirs]
 

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from analyzer import fonts, heatmaps, output, text
+from analyzer import fonts, output, text
 from analyzer.outputs.registry import Context, Output
 from analyzer.statistics import HeadStat
+from analyzer.ticks import round_ticks
 from shared.words import token_text
 
 if TYPE_CHECKING:  # matplotlib is imported where figures are drawn (encoder processes), not with the module
@@ -62,7 +63,7 @@ def head_figure(heads: list[HeadStat], entropy: np.ndarray, layer_blocks: list[i
     map_low, map_high = (float(finite_map.min()), float(finite_map.max())) if finite_map.size else (0.0, 1.0)
     if map_high <= map_low:
         map_low, map_high = map_low - 0.5, map_high + 0.5
-    bar_ticks = heatmaps.round_ticks(map_high, 6, map_low)
+    bar_ticks = round_ticks(map_high, 6, map_low)
 
     # inches: the suptitle and the axes' titles above; tick labels and an axis label below; the ranking takes
     # the first RANKING_WIDTH, the map (its block labels, the map, its colour bar) the rest

@@ -29,6 +29,7 @@ from analyzer import heatmaps, output
 from analyzer.fonts import font
 from analyzer.options import MONTAGE_SCALES
 from analyzer.outputs.registry import Context, Output, Plan, StepJob
+from analyzer.ticks import round_ticks
 
 MONTAGE = "attention_montage"
 MAX_PANELS = 100
@@ -118,7 +119,7 @@ def montage_picture(matrices: list[np.ndarray], labels: list[str], scale: str = 
     title_lines = _wrap(_title(count, total, shared), font(TITLE_PIXELS), width - 2 * MARGIN)
     note_lines = _wrap(_how_to_read(layers), font(NOTE_PIXELS), width - 2 * MARGIN)
     bar_top = top if shared else 1.0
-    ticks = [(float(value), label) for value, label in heatmaps.round_ticks(bar_top)]
+    ticks = [(float(value), label) for value, label in round_ticks(bar_top)]
     bar_label = "attention weight (one scale for every panel)" if shared else "fraction of the panel's own maximum"
 
     tick_w = max(math.ceil(font(BAR_PIXELS).getlength(label)) for _, label in ticks)
