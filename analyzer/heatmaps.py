@@ -19,9 +19,10 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from PIL import Image, ImageChops, ImageDraw
+from PIL import Image, ImageDraw
 
 from analyzer import colour_tables, text
+from analyzer.drawing import Box, darken, fitted, line_height, put_frame, rotated, write, write_upwards
 from analyzer.fonts import font
 from analyzer.ticks import round_ticks
 from shared.schema import Attr
@@ -33,7 +34,6 @@ MAX_TOKEN_LABELS = 96
 COLORMAP = "viridis"
 _LUT = colour_tables.lut(COLORMAP)
 
-Box = tuple[int, int, int, int]  # (left, upper, right, lower) in image pixels, right and lower exclusive
 
 # the layout, in pixels (what matplotlib's figure had at 100 dpi)
 HEIGHT = 640
@@ -127,10 +127,10 @@ class StepHeatmap:
         frame_rows = np.searchsorted(row_starts, np.arange(frames) * height * width, side="right") - 1
         shown_frames = list(range(0, frames, max(1, math.ceil(frames / 24))))
         y_label = [f"video token (latent frame, y, x); {n_rows} row means", text.plain_label(layer_label, 80)]
-        y_face = _fitted(y_label, Y_LABEL_PIXELS, HEIGHT - 2 * MARGIN)
+        y_face = fitted(y_label, Y_LABEL_PIXELS, HEIGHT - 2 * MARGIN)
 
         self._lay_out(round(picture_width(n_tokens) * 100), token_labels, [f"f{f}" for f in shown_frames],
-                      len(y_label) * _line_height(y_face))
+                      len(y_label) * line_height(y_face))
         left, upper, right, lower = self.box
         # nearest-neighbour scaling of the matrix onto the axes: how often each row and column repeats
         self._row_repeats = _repeats(n_rows, lower - upper)
@@ -140,10 +140,10 @@ class StepHeatmap:
         layer = Image.new("L", (self._width, HEIGHT), 255)
         self.texts: list[tuple[str, Box]] = self._token_axis(layer, shown_tokens, token_labels)
         self.texts += self._frame_axis(layer, [int(frame_rows[f]) for f in shown_frames], shown_frames)
-        self.texts += _write_upwards(layer, y_label, y_face, MARGIN, (upper + lower) // 2)
+        self.texts += write_upwards(layer, y_label, y_face, MARGIN, (upper + lower) // 2, MARGIN)
         axis_face = font(AXIS_LABEL_PIXELS)
-        self.texts += _write_upwards(layer, ["attention weight"], axis_face,
-                                     self._width - MARGIN - _line_height(axis_face), (upper + lower) // 2)
+        self.texts += write_upwards(layer, ["attention weight"], axis_face,
+                                    self._width - MARGIN - line_height(axis_face), (upper + lower) // 2, MARGIN)
         self.template = self._coloured(layer)
         self.title_font = font(TITLE_PIXELS)
 
@@ -151,20 +151,20 @@ class StepHeatmap:
         """Where everything goes: from the left, the y label, the frame labels and their ticks, the axes, the
         colour bar, its values, its label; from the top, the title, the axes, the token labels reading upwards
         under their ticks, the x label. The axes take what the texts leave."""
-        tick_face, axis_line = font(TICK_LABEL_PIXELS), _line_height(font(AXIS_LABEL_PIXELS))
+        tick_face, axis_line = font(TICK_LABEL_PIXELS), line_height(font(AXIS_LABEL_PIXELS))
         value_width = math.ceil(font(VALUE_PIXELS).getlength(WIDEST_VALUE))
         label_length = max((math.ceil(tick_face.getlength(label)) for label in token_labels), default=0) + 2
         frame_width = max(math.ceil(tick_face.getlength(label)) for label in frame_labels)
         left = MARGIN + y_label_height + LABEL_GAP + frame_width + TICK_PAD + TICK_LENGTH + 1
-        upper = MARGIN + _line_height(font(TITLE_PIXELS)) + TITLE_GAP
+        upper = MARGIN + line_height(font(TITLE_PIXELS)) + TITLE_GAP
         lower = HEIGHT - MARGIN - axis_line - LABEL_GAP - label_length - TICK_PAD - TICK_LENGTH - 1
         bar_right = width - MARGIN - axis_line - LABEL_GAP - value_width - VALUE_PAD - 1
         right = bar_right - BAR_WIDTH - BAR_GAP
-        value_half = math.ceil(_line_height(font(VALUE_PIXELS)) / 2) + 1  # a value is centred on its tick
+        value_half = math.ceil(line_height(font(VALUE_PIXELS)) / 2) + 1  # a value is centred on its tick
         self._width = width
         self.box: Box = (left, upper, right, lower)
         self.colorbar_box: Box = (bar_right - BAR_WIDTH, upper, bar_right, lower)
-        self.title_room: Box = (left, upper - TITLE_GAP - _line_height(font(TITLE_PIXELS)), right, upper - TITLE_GAP)
+        self.title_room: Box = (left, upper - TITLE_GAP - line_height(font(TITLE_PIXELS)), right, upper - TITLE_GAP)
         self.value_room: Box = (bar_right + 1, upper - value_half, bar_right + 1 + VALUE_PAD + value_width,
                                 lower + value_half)
 
@@ -179,7 +179,7 @@ class StepHeatmap:
         texts = _write_token_labels(layer, labels, [(start + end) / 2 for start, end in columns],
                                     font(TICK_LABEL_PIXELS), lower + 1 + TICK_LENGTH + TICK_PAD)
         under = ((left + right) // 2, HEIGHT - MARGIN)
-        return texts + [_write(draw, "text token (key)", font(AXIS_LABEL_PIXELS), under, "md")]
+        return texts + [write(draw, "text token (key)", font(AXIS_LABEL_PIXELS), under, "md")]
 
     def _frame_axis(self, layer: Image.Image, first_rows: list[int], frames: list[int]) -> list[tuple[str, Box]]:
         """The frames' tick marks left of the axes, at the top of each one's first row, and their labels "f0"...;
@@ -190,18 +190,18 @@ class StepHeatmap:
         draw, texts = ImageDraw.Draw(layer), []
         for y, frame in _spaced(ticks, TICK_LABEL_PIXELS + 2, list(zip(ticks, frames))):
             draw.line((left - 1 - TICK_LENGTH, y, left - 2, y), fill=0)
-            texts.append(_write(draw, f"f{frame}", font(TICK_LABEL_PIXELS),
+            texts.append(write(draw, f"f{frame}", font(TICK_LABEL_PIXELS),
                                 (left - 1 - TICK_LENGTH - TICK_PAD, y + 0.5), "rm"))
         return texts
 
     def _coloured(self, layer: Image.Image) -> np.ndarray:
         """The frame in palette indices: the grey layer's ink as greys, the axes' black frame, the colour bar."""
         pixels = _GREY_INDEX[np.asarray(layer)]
-        _put_frame(pixels, self.box)
+        put_frame(pixels, self.box, BLACK)
         bar_left, upper, bar_right, lower = self.colorbar_box
         levels = np.round(np.linspace(LEVELS - 1, 0, lower - upper)).astype(np.uint8)  # the first at the bottom
         pixels[upper:lower, bar_left:bar_right] = levels[:, None]
-        _put_frame(pixels, self.colorbar_box)
+        put_frame(pixels, self.colorbar_box, BLACK)
         return pixels
 
     def render(self, matrix: np.ndarray, title: str) -> Image.Image:
@@ -260,32 +260,11 @@ def _ink(pixels: np.ndarray, top: int, left: int, layer: Image.Image) -> None:
     region[inked] = _GREY_INDEX[grey[inked]]
 
 
-def _put_frame(pixels: np.ndarray, box: Box) -> None:
-    """A one-pixel black frame just outside ``box``."""
-    left, upper, right, lower = box
-    pixels[[upper - 1, lower], left - 1:right + 1] = BLACK
-    pixels[upper - 1:lower + 1, [left - 1, right]] = BLACK
-
-
-def _line_height(face) -> int:
-    ascent, descent = face.getmetrics()
-    return ascent + descent
-
-
-def _fitted(lines: list[str], size: int, room: int, smallest: int = 8):
-    """The font, the largest from ``size`` down to ``smallest`` pixels, at which every line fits ``room``."""
-    for pixels in range(size, smallest - 1, -1):
-        face = font(pixels)
-        if all(face.getlength(line) <= room for line in lines):
-            break
-    return face
-
-
 @lru_cache(maxsize=256)
 def _value_font(labels: tuple[str, ...], room: int):
     """The colour-bar values' font (:func:`_fitted`), kept: steps often share their values, and measuring
     them costs nearly a tenth of the rest of a step's picture."""
-    return _fitted(list(labels), VALUE_PIXELS, room, SMALLEST_VALUE_PIXELS)
+    return fitted(list(labels), VALUE_PIXELS, room, SMALLEST_VALUE_PIXELS)
 
 
 def _spaced(positions: list[int], gap: int, items: list) -> list:
@@ -299,26 +278,6 @@ def _spaced(positions: list[int], gap: int, items: list) -> list:
     return kept
 
 
-def _write(draw: ImageDraw.ImageDraw, label: str, face, at: tuple[float, float], anchor: str) -> tuple[str, Box]:
-    draw.text(at, label, fill=0, font=face, anchor=anchor)
-    box_left, box_upper, box_right, box_lower = draw.textbbox(at, label, font=face, anchor=anchor)
-    # outwards: text set at a fraction of a pixel inks the pixels it touches
-    return label, (math.floor(box_left), math.floor(box_upper), math.ceil(box_right), math.ceil(box_lower))
-
-
-def _rotated(box: Box, strip_width: int, left: int, upper: int) -> Box:
-    """Where ``box`` of a strip ``strip_width`` wide lands once the strip is turned a quarter to the left
-    (reading upwards) and put at (left, upper)."""
-    box_left, box_upper, box_right, box_lower = box
-    return left + box_upper, upper + strip_width - box_right, left + box_lower, upper + strip_width - box_left
-
-
-def _darken(layer: Image.Image, part: Image.Image, at: tuple[int, int]) -> None:
-    """Put ``part`` (black on white) into ``layer`` at ``at``, over what is there rather than instead of it."""
-    box = (at[0], at[1], at[0] + part.width, at[1] + part.height)
-    layer.paste(ImageChops.darker(layer.crop(box), part), box)
-
-
 def _write_token_labels(layer: Image.Image, labels: list[str], centres: list[float], face,
                         upper: int) -> list[tuple[str, Box]]:
     """The token labels reading upwards, each centred on its column, their last letters at ``upper`` (under the
@@ -329,20 +288,7 @@ def _write_token_labels(layer: Image.Image, labels: list[str], centres: list[flo
     texts = []
     for label, centre in zip(labels, centres):
         if label:
-            label, box = _write(draw, label, face, (length - 1, centre), "rm")
-            texts.append((label, _rotated(box, length, 0, upper)))
-    _darken(layer, strip.transpose(Image.Transpose.ROTATE_90), (0, upper))
+            label, box = write(draw, label, face, (length - 1, centre), "rm")
+            texts.append((label, rotated(box, length, 0, upper)))
+    darken(layer, strip.transpose(Image.Transpose.ROTATE_90), (0, upper))
     return texts
-
-
-def _write_upwards(layer: Image.Image, lines: list[str], face, left: int, middle: int) -> list[tuple[str, Box]]:
-    """``lines`` reading upwards, the first on the left, from ``left``, centred on ``middle`` but kept inside
-    the picture."""
-    step = _line_height(face)
-    strip = Image.new("L", (max(math.ceil(face.getlength(line)) for line in lines) + 2, step * len(lines)), 255)
-    draw = ImageDraw.Draw(strip)
-    boxes = [_write(draw, line, face, (strip.width / 2, i * step), "ma")[1] for i, line in enumerate(lines)]
-    upright = strip.transpose(Image.Transpose.ROTATE_90)
-    upper = min(max(MARGIN, middle - upright.height // 2), layer.height - MARGIN - upright.height)
-    _darken(layer, upright, (left, upper))
-    return [(line, _rotated(box, strip.width, left, upper)) for line, box in zip(lines, boxes)]

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from analyzer import heatmaps, output
+from analyzer.drawing import Box, fitted, line_height, put_frame, write, write_upwards
 from analyzer.fonts import font
 from analyzer.options import MONTAGE_SCALES
 from analyzer.outputs.registry import Context, Output, Plan, StepJob
@@ -57,7 +58,6 @@ SMALLEST_LABEL_PIXELS = 10  # labels shrink down to this to fit their panel, and
 WHITE = len(heatmaps.PALETTE) - 1
 GREY_INDEX = (heatmaps.LEVELS + np.round(np.arange(256) / 255 * (heatmaps.GREYS - 1))).astype(np.uint8)
 
-Box = tuple[int, int, int, int]  # (left, upper, right, lower) in image pixels, right and lower exclusive
 
 
 @dataclass(frozen=True)
@@ -123,14 +123,14 @@ def montage_picture(matrices: list[np.ndarray], labels: list[str], scale: str = 
     bar_label = "attention weight (one scale for every panel)" if shared else "fraction of the panel's own maximum"
 
     tick_w = max(math.ceil(font(BAR_PIXELS).getlength(label)) for _, label in ticks)
-    bar_room = BAR_GAP + BAR_WIDTH + TICK_ROOM + tick_w + LABEL_GAP + _line_height(BAR_PIXELS) + MARGIN
+    bar_room = BAR_GAP + BAR_WIDTH + TICK_ROOM + tick_w + LABEL_GAP + line_height(font(BAR_PIXELS)) + MARGIN
     panel_w = min(panel_w, (width - MARGIN - bar_room - (n_columns - 1) * COLUMN_GAP) // n_columns)
     label_font, labels = _fitted_labels(labels, panel_w, LABEL_PIXELS[0] if panel_w >= 300 else LABEL_PIXELS[1])
-    label_band = _line_height(label_font.size) + LABEL_PAD + 2
+    label_band = line_height(label_font) + LABEL_PAD + 2
 
-    head = MARGIN + len(title_lines) * _line_height(TITLE_PIXELS) + TITLE_GAP
+    head = MARGIN + len(title_lines) * line_height(font(TITLE_PIXELS)) + TITLE_GAP
     row = label_band + panel_h + ROW_GAP
-    foot = len(note_lines) * _line_height(NOTE_PIXELS) + 2 * MARGIN
+    foot = len(note_lines) * line_height(font(NOTE_PIXELS)) + 2 * MARGIN
     height = head + n_rows * row + foot
     grid_w = n_columns * panel_w + (n_columns - 1) * COLUMN_GAP
     left = max(MARGIN, (width - bar_room - grid_w) // 2)
@@ -140,13 +140,13 @@ def montage_picture(matrices: list[np.ndarray], labels: list[str], scale: str = 
     draw = ImageDraw.Draw(layer)
     texts = _write_lines(draw, title_lines, font(TITLE_PIXELS), width // 2, MARGIN)
     texts += _write_lines(draw, note_lines, font(NOTE_PIXELS), width // 2,
-                          height - MARGIN - len(note_lines) * _line_height(NOTE_PIXELS))
+                          height - MARGIN - len(note_lines) * line_height(font(NOTE_PIXELS)))
     boxes, label_boxes = [], []
     for i in range(count):
         r, c = divmod(i, n_columns)
         x, y = left + c * (panel_w + COLUMN_GAP), head + r * row + label_band
         boxes.append((x, y, x + panel_w, y + panel_h))
-        label_boxes.append(_write(draw, labels[i], label_font, (x + panel_w // 2, y - 1 - LABEL_PAD), "md")[1])
+        label_boxes.append(write(draw, labels[i], label_font, (x + panel_w // 2, y - 1 - LABEL_PAD), "md")[1])
     texts += zip(labels, label_boxes)
 
     grid_h = n_rows * row - label_band - ROW_GAP
@@ -155,8 +155,8 @@ def montage_picture(matrices: list[np.ndarray], labels: list[str], scale: str = 
     bar_y = head + label_band + (grid_h - bar_h) // 2
     bar_box = (bar_x, bar_y, bar_x + BAR_WIDTH, bar_y + bar_h)
     texts += _write_ticks(draw, ticks, bar_top, bar_box)
-    texts.append(_write_upwards(layer, bar_label, font(BAR_PIXELS), bar_x + BAR_WIDTH + TICK_ROOM + tick_w + LABEL_GAP,
-                                bar_y + bar_h // 2))
+    texts += write_upwards(layer, [bar_label], font(BAR_PIXELS), bar_x + BAR_WIDTH + TICK_ROOM + tick_w + LABEL_GAP,
+                           bar_y + bar_h // 2, MARGIN)
 
     pixels = GREY_INDEX[np.asarray(layer)]
     panels = []
@@ -212,8 +212,7 @@ def _put_panel(pixels: np.ndarray, box: Box, matrix: np.ndarray, top: float) -> 
         levels[np.isnan(matrix)] = WHITE  # left blank, as matplotlib left a NaN cell
         pixels[upper:lower, left:right] = levels[np.ix_(_nearest(matrix.shape[0], lower - upper),
                                                         _nearest(matrix.shape[1], right - left))]
-    pixels[[upper - 1, lower], left - 1:right + 1] = heatmaps.BLACK
-    pixels[upper - 1:lower + 1, [left - 1, right]] = heatmaps.BLACK
+    put_frame(pixels, box, heatmaps.BLACK)
 
 
 def _put_bar(pixels: np.ndarray, box: Box) -> None:
@@ -221,18 +220,12 @@ def _put_bar(pixels: np.ndarray, box: Box) -> None:
     left, upper, right, lower = box
     levels = np.round(np.linspace(heatmaps.LEVELS - 1, 0, lower - upper)).astype(np.uint8)
     pixels[upper:lower, left:right] = levels[:, None]
-    pixels[[upper - 1, lower], left - 1:right + 1] = heatmaps.BLACK
-    pixels[upper - 1:lower + 1, [left - 1, right]] = heatmaps.BLACK
+    put_frame(pixels, box, heatmaps.BLACK)
 
 
 def _nearest(count: int, pixels: int) -> np.ndarray:
     """Which of ``count`` cells each of ``pixels`` shows, nearest-neighbour (as PIL's NEAREST resize)."""
     return np.minimum(((np.arange(pixels) + 0.5) * (count / pixels)).astype(np.intp), count - 1)
-
-
-def _line_height(size: int) -> int:
-    ascent, descent = font(size).getmetrics()
-    return ascent + descent
 
 
 def _wrap(text: str, face, width: int) -> list[str]:
@@ -249,10 +242,7 @@ def _wrap(text: str, face, width: int) -> list[str]:
 def _fitted_labels(labels: list[str], room: int, size: int):
     """The labels' font, the largest from ``size`` down at which every label fits ``room`` pixels (its panel's
     width: labels over neighbouring panels then never touch), and the labels, any still too wide shortened."""
-    for pixels in range(size, SMALLEST_LABEL_PIXELS - 1, -1):
-        face = font(pixels)
-        if all(face.getlength(label) <= room for label in labels):
-            return face, list(labels)
+    face = fitted(labels, size, room, SMALLEST_LABEL_PIXELS)
     return face, [_shortened(label, face, room) for label in labels]
 
 
@@ -262,15 +252,10 @@ def _shortened(label: str, face, room: int) -> str:
     return label
 
 
-def _write(draw: ImageDraw.ImageDraw, text: str, face, at: tuple[int, int], anchor: str) -> tuple[str, Box]:
-    draw.text(at, text, fill=0, font=face, anchor=anchor)
-    return text, tuple(round(v) for v in draw.textbbox(at, text, font=face, anchor=anchor))
-
-
 def _write_lines(draw: ImageDraw.ImageDraw, lines: list[str], face, centre: int, top: int) -> list[tuple[str, Box]]:
     """Lines centred on ``centre``, the first one's ascender at ``top``."""
-    step = sum(face.getmetrics())
-    return [_write(draw, line, face, (centre, top + i * step), "ma") for i, line in enumerate(lines)]
+    step = line_height(face)
+    return [write(draw, line, face, (centre, top + i * step), "ma") for i, line in enumerate(lines)]
 
 
 def _write_ticks(draw: ImageDraw.ImageDraw, ticks: list[tuple[float, str]], top: float,
@@ -281,19 +266,8 @@ def _write_ticks(draw: ImageDraw.ImageDraw, ticks: list[tuple[float, str]], top:
     for value, label in ticks:
         y = round(lower - 1 - value / top * (lower - upper - 1))
         draw.line((right + 1, y, right + TICK_LENGTH, y), fill=0)
-        texts.append(_write(draw, label, font(BAR_PIXELS), (right + TICK_ROOM, y), "lm"))
+        texts.append(write(draw, label, font(BAR_PIXELS), (right + TICK_ROOM, y), "lm"))
     return texts
-
-
-def _write_upwards(layer: Image.Image, text: str, face, left: int, middle: int) -> tuple[str, Box]:
-    """``text`` reading upwards (the colour bar's label), its left at ``left``, centred on ``middle`` but kept
-    inside the picture."""
-    strip = Image.new("L", (math.ceil(face.getlength(text)) + 1, sum(face.getmetrics())), 255)
-    ImageDraw.Draw(strip).text((0, 0), text, fill=0, font=face, anchor="la")
-    upright = strip.transpose(Image.Transpose.ROTATE_90)
-    upper = min(max(MARGIN, middle - upright.height // 2), layer.height - MARGIN - upright.height)
-    layer.paste(upright, (left, upper))
-    return text, (left, upper, left + upright.width, upper + upright.height)
 
 
 def _per_step(plan: Plan) -> StepJob:
