@@ -64,7 +64,7 @@ class StepData:
 
 # The layer mean goes through a step's rows a block of about this many bytes (float32) at a time: every
 # layer's block is decoded and added while the block's sum is still in cache. A layer at a time through the
-# whole step moved each 4 MB sum through memory once per layer: a third slower on the benchmark store, more
+# whole step moved each 4 MB sum through memory once per layer: about a quarter slower on the benchmark store, more
 # when another core reads at the same time.
 LAYER_MEAN_BLOCK_BYTES = 1 << 20
 
