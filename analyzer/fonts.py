@@ -70,8 +70,9 @@ def collector_paused():
 
     Building and drawing a figure makes over a thousand container objects per axes, all
     alive until the figure is written: each 700 of them start a collection, and the full
-    ones walk every object of the process. For the montage's 50 panels that was half the
-    time to build it. Nothing is lost: cycles are collected once the collector runs again.
+    ones walk every object of the process. For a figure of 50 axes (the montage, when matplotlib
+    drew it) that was half the time to build it. Nothing is lost: cycles are collected once the
+    collector runs again.
     """
     enabled = gc.isenabled()
     gc.disable()
