@@ -73,3 +73,9 @@ def put_frame(pixels: np.ndarray, box: Box, colour: int) -> None:
     left, upper, right, lower = box
     pixels[[upper - 1, lower], left - 1:right + 1] = colour
     pixels[upper - 1:lower + 1, [left - 1, right]] = colour
+
+
+def nearest_cells(count: int, pixels: int) -> np.ndarray:
+    """Which of ``count`` cells each of ``pixels`` shows when the cells are scaled onto them nearest-neighbour
+    (as PIL's NEAREST resize)."""
+    return np.minimum(((np.arange(pixels) + 0.5) * (count / pixels)).astype(np.intp), count - 1)

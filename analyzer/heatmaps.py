@@ -22,7 +22,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from analyzer import colour_tables, text
-from analyzer.drawing import Box, darken, fitted, line_height, put_frame, rotated, write, write_upwards
+from analyzer.drawing import (Box, darken, fitted, line_height, nearest_cells, put_frame, rotated, write,
+                              write_upwards)
 from analyzer.fonts import font
 from analyzer.ticks import round_ticks
 from shared.schema import Attr
@@ -62,7 +63,7 @@ PALETTE = np.concatenate([_LUT[np.linspace(0, 255, LEVELS).round().astype(np.int
                           np.repeat(_GREY_VALUES[:, None], 3, axis=1)]).astype(np.uint8)
 BLACK = LEVELS
 # the palette index of each grey value 0..255 (text drawn black on white in an "L" layer)
-_GREY_INDEX = (LEVELS + np.round(np.arange(256) / 255 * (GREYS - 1))).astype(np.uint8)
+GREY_INDEX = (LEVELS + np.round(np.arange(256) / 255 * (GREYS - 1))).astype(np.uint8)
 
 
 def palette_image() -> Image.Image:
@@ -196,7 +197,7 @@ class StepHeatmap:
 
     def _coloured(self, layer: Image.Image) -> np.ndarray:
         """The frame in palette indices: the grey layer's ink as greys, the axes' black frame, the colour bar."""
-        pixels = _GREY_INDEX[np.asarray(layer)]
+        pixels = GREY_INDEX[np.asarray(layer)]
         put_frame(pixels, self.box, BLACK)
         bar_left, upper, bar_right, lower = self.colorbar_box
         levels = np.round(np.linspace(LEVELS - 1, 0, lower - upper)).astype(np.uint8)  # the first at the bottom
@@ -248,8 +249,7 @@ class StepHeatmap:
 
 def _repeats(count: int, pixels: int) -> np.ndarray:
     """How many of ``pixels`` each of ``count`` cells covers, nearest-neighbour (as PIL's NEAREST resize)."""
-    source = ((np.arange(pixels) + 0.5) * (count / pixels)).astype(np.intp)
-    return np.bincount(np.minimum(source, count - 1), minlength=count)
+    return np.bincount(nearest_cells(count, pixels), minlength=count)
 
 
 def _ink(pixels: np.ndarray, top: int, left: int, layer: Image.Image) -> None:
@@ -257,7 +257,7 @@ def _ink(pixels: np.ndarray, top: int, left: int, layer: Image.Image) -> None:
     grey = np.asarray(layer)
     inked = grey < 255
     region = pixels[top:top + grey.shape[0], left:left + grey.shape[1]]
-    region[inked] = _GREY_INDEX[grey[inked]]
+    region[inked] = GREY_INDEX[grey[inked]]
 
 
 @lru_cache(maxsize=256)

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from analyzer import heatmaps, output
-from analyzer.drawing import Box, fitted, line_height, put_frame, write, write_upwards
+from analyzer.drawing import Box, fitted, line_height, nearest_cells, put_frame, write, write_upwards
 from analyzer.fonts import font
 from analyzer.options import MONTAGE_SCALES
 from analyzer.outputs.registry import Context, Output, Plan, StepJob
@@ -56,7 +56,6 @@ LABEL_PIXELS = (15, 14)  # the labels' size over wide panels (300 pixels or more
 SMALLEST_LABEL_PIXELS = 10  # labels shrink down to this to fit their panel, and are shortened beyond
 # the palette: the colour map's levels, then greys from black to white (heatmaps.PALETTE)
 WHITE = len(heatmaps.PALETTE) - 1
-GREY_INDEX = (heatmaps.LEVELS + np.round(np.arange(256) / 255 * (heatmaps.GREYS - 1))).astype(np.uint8)
 
 
 
@@ -158,7 +157,7 @@ def montage_picture(matrices: list[np.ndarray], labels: list[str], scale: str = 
     texts += write_upwards(layer, [bar_label], font(BAR_PIXELS), bar_x + BAR_WIDTH + TICK_ROOM + tick_w + LABEL_GAP,
                            bar_y + bar_h // 2, MARGIN)
 
-    pixels = GREY_INDEX[np.asarray(layer)]
+    pixels = heatmaps.GREY_INDEX[np.asarray(layer)]
     panels = []
     for matrix, label, box, label_box in zip(matrices, labels, boxes, label_boxes):
         own = _finite_max(matrix)
@@ -210,8 +209,8 @@ def _put_panel(pixels: np.ndarray, box: Box, matrix: np.ndarray, top: float) -> 
         levels = np.clip(np.nan_to_num(matrix * ((heatmaps.LEVELS - 1) / top), nan=0.0) + 0.5,
                          0, heatmaps.LEVELS - 1).astype(np.uint8)
         levels[np.isnan(matrix)] = WHITE  # left blank, as matplotlib left a NaN cell
-        pixels[upper:lower, left:right] = levels[np.ix_(_nearest(matrix.shape[0], lower - upper),
-                                                        _nearest(matrix.shape[1], right - left))]
+        pixels[upper:lower, left:right] = levels[np.ix_(nearest_cells(matrix.shape[0], lower - upper),
+                                                        nearest_cells(matrix.shape[1], right - left))]
     put_frame(pixels, box, heatmaps.BLACK)
 
 
@@ -221,11 +220,6 @@ def _put_bar(pixels: np.ndarray, box: Box) -> None:
     levels = np.round(np.linspace(heatmaps.LEVELS - 1, 0, lower - upper)).astype(np.uint8)
     pixels[upper:lower, left:right] = levels[:, None]
     put_frame(pixels, box, heatmaps.BLACK)
-
-
-def _nearest(count: int, pixels: int) -> np.ndarray:
-    """Which of ``count`` cells each of ``pixels`` shows, nearest-neighbour (as PIL's NEAREST resize)."""
-    return np.minimum(((np.arange(pixels) + 0.5) * (count / pixels)).astype(np.intp), count - 1)
 
 
 def _wrap(text: str, face, width: int) -> list[str]:
