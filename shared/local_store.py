@@ -6,6 +6,12 @@ so after a power loss a step marked complete could point at data still in the pa
 cache. Here every key is fsynced before its rename: the recorder writes a step's
 ``complete`` flag only after that step's chunks are on disk.
 
+Stopping: zarr writes a node's metadata and its parents' as concurrent tasks, and when one
+fails the others go on in zarr's event loop. A creation that failed would otherwise clean
+up while those writes still land, and leave half a store behind. :meth:`SafeLocalStore.stop_writes`
+refuses every write that has not started and waits for those under way, so what is on disk
+after it is final.
+
 Reading: a store is untrusted input. A chunk "file" that is a FIFO blocks a reader
 forever, one that is a symlink to /dev/zero reads until memory runs out, and one that
 leaves the store reads whatever it points at. Each key is checked to be a regular
@@ -18,6 +24,7 @@ import asyncio
 import errno
 import os
 import stat
+import threading
 import uuid
 from pathlib import Path
 
@@ -149,8 +156,53 @@ def _durable_put(path: Path, data, exclusive: bool) -> None:
         raise
 
 
+class WritesStopped(OSError):
+    """A write reached a store after :meth:`SafeLocalStore.stop_writes`; it wrote nothing."""
+
+
+class _WriteGate:
+    """Counts the writes under way in one store and, once closed, refuses the ones that have not started.
+
+    It is entered in the thread that touches the disk, not in the coroutine that sent it
+    there: a coroutine can be cancelled while its thread still writes.
+    """
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._running = 0
+        self._closed = False
+
+    def put(self, path: Path, data, exclusive: bool) -> None:
+        with self._changed:
+            if self._closed:
+                raise WritesStopped(errno.ECANCELED, "the store stopped taking writes", os.fspath(path))
+            self._running += 1
+        try:
+            _durable_put(path, data, exclusive)  # looked up at each call: the crash tests replace it
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
+
+    def close(self, timeout: float) -> bool:
+        with self._changed:
+            self._closed = True
+            return self._changed.wait_for(lambda: self._running == 0, timeout)
+
+
 class SafeLocalStore(LocalStore):
-    """LocalStore with fsynced writes and checked reads (see the module docstring)."""
+    """LocalStore with fsynced writes, checked reads, and a way to stop writing (see the module docstring)."""
+
+    @property
+    def _write_gate(self) -> _WriteGate:
+        gate = self.__dict__.get("_gate")
+        if gate is None:  # made on first write, as the reader is; setdefault is atomic if two threads race here
+            gate = self.__dict__.setdefault("_gate", _WriteGate())
+        return gate
+
+    def stop_writes(self, timeout: float = 60.0) -> bool:
+        """Refuse every later write and wait for those under way; whether they all ended within ``timeout``."""
+        return self._write_gate.close(timeout)
 
     @property
     def _key_reader(self) -> _KeyReader:
@@ -177,9 +229,9 @@ class SafeLocalStore(LocalStore):
         if not self._is_open:
             await self._open()
         self._check_writable()
-        await asyncio.to_thread(_durable_put, self.root / key, value.as_buffer_like(), exclusive)
+        await asyncio.to_thread(self._write_gate.put, self.root / key, value.as_buffer_like(), exclusive)
 
     def set_sync(self, key: str, value: Buffer) -> None:
         self._ensure_open_sync()
         self._check_writable()
-        _durable_put(self.root / key, value.as_buffer_like(), False)
+        self._write_gate.put(self.root / key, value.as_buffer_like(), False)

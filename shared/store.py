@@ -291,6 +291,7 @@ def create_recording_store(path: str | os.PathLike, layout: StoreLayout, overwri
         if created:
             _remove_empty(target)
         raise StoreError(f"cannot lock the store {shown}: {reason(exc)}") from None
+    local = None
     try:
         replaced = None
         if not created:
@@ -299,9 +300,12 @@ def create_recording_store(path: str | os.PathLike, layout: StoreLayout, overwri
                         "which is no longer running") if lock.previous_owner else f"replaced a store (status {status!r})"
             _remove_store_keys(target)
         _set_aside(target)
-        root = _create_layout(zarr.create_group(SafeLocalStore(target), zarr_format=3,
+        local = SafeLocalStore(target)
+        root = _create_layout(zarr.create_group(local, zarr_format=3,
                                                 attributes=_initial_attributes(layout, lock.owner)), layout)
     except BaseException as exc:
+        if local is not None:
+            local.stop_writes()  # zarr's other writes of the failed node are still landing: none after this
         _undo_creation(target, created)
         lock.release()
         if created:

@@ -1,0 +1,89 @@
+"""A creation that fails leaves nothing behind, even while zarr still has writes of it under way.
+
+zarr writes a node's metadata and, as concurrent tasks, its parents' (``set_if_not_exists``).
+When the node's write fails, the parents' writes go on in zarr's event loop. CI once saw a
+real full disk leave ``zarr.json`` and ``cond/zarr.json`` behind: they landed after the
+clean-up. ``SafeLocalStore.stop_writes`` makes the clean-up wait for them and refuse the rest.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+
+import pytest
+from zarr.core.buffer import default_buffer_prototype
+
+from shared import local_store
+from shared.local_store import SafeLocalStore, WritesStopped
+from shared.store import BranchLayout, StoreError, StoreLayout, create_recording_store
+
+LAYOUT = StoreLayout(num_steps=2, layer_blocks=(0,), grid=(1, 2, 2), num_heads=1,
+                     branches=(BranchLayout("cond", 3),), video_shape=(1, 16, 16, 3))
+
+
+def _bytes(data: bytes):
+    return default_buffer_prototype().buffer.from_bytes(data)
+
+
+def test_a_failed_creation_waits_for_the_parent_writes_zarr_still_has_under_way(tmp_path, monkeypatch):
+    out = tmp_path / "s.zarr"
+    original = local_store._durable_put
+    failed, late_write_ended = threading.Event(), threading.Event()
+
+    def put(path, data, exclusive):
+        key = path.relative_to(out).as_posix()
+        if key == "cond/attention/zarr.json":
+            time.sleep(0.05)  # the parents' writes are in their threads by now
+            failed.set()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        if key == "cond/zarr.json" and exclusive:  # a parent of cond/attention, written beside it
+            assert failed.wait(5)
+            time.sleep(0.3)  # lands well after the failure: without stop_writes, after the clean-up
+            try:
+                return original(path, data, exclusive)
+            finally:
+                late_write_ended.set()
+        original(path, data, exclusive)
+
+    monkeypatch.setattr(local_store, "_durable_put", put)
+    with pytest.raises(StoreError, match="cannot create the store .*No space left on device"):
+        create_recording_store(out, LAYOUT)
+    # with stop_writes this has happened (or been refused) already; without it, it lands now
+    assert late_write_ended.wait(5), "the parent write this test delays never came: zarr's creation order changed"
+    assert not out.exists(), sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+
+
+def test_stop_writes_waits_for_a_write_under_way_and_refuses_later_ones(tmp_path, monkeypatch):
+    store = SafeLocalStore(tmp_path)
+    original = local_store._durable_put
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_put(path, data, exclusive):
+        entered.set()
+        assert release.wait(5)
+        original(path, data, exclusive)
+
+    monkeypatch.setattr(local_store, "_durable_put", slow_put)
+    writer = threading.Thread(target=store.set_sync, args=("a", _bytes(b"first")))
+    writer.start()
+    assert entered.wait(5)
+    assert store.stop_writes(timeout=0.1) is False  # the write is still under way
+    release.set()
+    writer.join(5)
+    assert store.stop_writes(timeout=5) is True
+    assert (tmp_path / "a").read_bytes() == b"first"  # a write that had started finishes whole
+
+    monkeypatch.setattr(local_store, "_durable_put", original)
+    with pytest.raises(WritesStopped):
+        store.set_sync("b", _bytes(b"second"))
+    assert sorted(os.listdir(tmp_path)) == ["a"]  # the refused write left no file, not even a partial one
+
+
+def test_a_store_that_was_not_stopped_writes_as_before(tmp_path):
+    store = SafeLocalStore(tmp_path)
+    store.set_sync("x/y", _bytes(b"data"))
+    assert (tmp_path / "x" / "y").read_bytes() == b"data"
+    assert store.stop_writes(timeout=1) is True  # nothing under way: returns at once
