@@ -128,6 +128,21 @@ class RecordingStore:
     lock: StoreLock | ObjectStoreClaim
     replaced: str | None = None  # what --overwrite replaced, for the recorder to say
 
+    def root_for_final_status(self) -> zarr.Group:
+        """The root to write a stopped recording's final status through.
+
+        A write that failed left zarr's other writes of the same call under way (see
+        :mod:`shared.local_store`). They end, or are refused, before this returns, so none
+        takes the room the reserve frees for the status, and none lands after the status.
+        The status then goes through a fresh store on the same directory.
+        """
+        data = self.root.store
+        if not isinstance(data, SafeLocalStore):
+            return self.root  # object storage: each PUT is whole, and there is no reserve to take
+        fresh = zarr.open_group(SafeLocalStore(self.path), mode="r+", zarr_format=3, use_consolidated=False)
+        data.stop_writes()
+        return fresh
+
     def free_reserve(self) -> None:
         """Give back the space set aside at creation, so that a full disk can still take the final status."""
         if not is_url(self.path):  # object storage has no disk to fill, and no reserve

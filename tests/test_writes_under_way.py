@@ -1,9 +1,14 @@
-"""A creation that fails leaves nothing behind, even while zarr still has writes of it under way.
+"""What a failed write leaves under way: zarr's other writes of the same call go on in its event loop.
 
-zarr writes a node's metadata and, as concurrent tasks, its parents' (``set_if_not_exists``).
-When the node's write fails, the parents' writes go on in zarr's event loop. CI once saw a
-real full disk leave ``zarr.json`` and ``cond/zarr.json`` behind: they landed after the
-clean-up. ``SafeLocalStore.stop_writes`` makes the clean-up wait for them and refuse the rest.
+zarr writes a node's metadata and, as concurrent tasks, its parents' (``set_if_not_exists``),
+and a region's chunks as concurrent tasks too. When one write fails, the others go on.
+
+- A creation that fails leaves nothing behind: CI once saw a real full disk leave ``zarr.json``
+  and ``cond/zarr.json``, which landed after the clean-up.
+- A recording that fails writes its final status after every data write: none takes the room
+  the reserve frees for it, or lands after it.
+
+``SafeLocalStore.stop_writes`` waits for the writes under way and refuses the rest.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ import os
 import threading
 import time
 
+import numpy as np
 import pytest
 from zarr.core.buffer import default_buffer_prototype
 
-from shared import local_store
+from shared import local_store, schema
 from shared.local_store import SafeLocalStore, WritesStopped
 from shared.store import BranchLayout, StoreError, StoreLayout, create_recording_store
 
@@ -54,6 +60,44 @@ def test_a_failed_creation_waits_for_the_parent_writes_zarr_still_has_under_way(
     # with stop_writes this has happened (or been refused) already; without it, it lands now
     assert late_write_ended.wait(5), "the parent write this test delays never came: zarr's creation order changed"
     assert not out.exists(), sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+
+
+def test_a_failed_recording_writes_its_status_after_the_writes_zarr_still_has_under_way(tmp_path, monkeypatch):
+    out = tmp_path / "s.zarr"
+    layout = StoreLayout(**{**LAYOUT.__dict__, "video_shape": (2, 16, 16, 3)})  # two frames: two chunks, one call
+    store = create_recording_store(out, layout)
+    original = local_store._durable_put
+    failed, late_write_ended = threading.Event(), threading.Event()
+    written = []
+
+    def put(path, data, exclusive):
+        key = path.relative_to(out).as_posix()
+        if key == "video/c/0/0/0/0":
+            time.sleep(0.05)
+            failed.set()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        if key == "video/c/1/0/0/0":
+            assert failed.wait(5)
+            time.sleep(0.3)
+            try:
+                return original(path, data, exclusive)
+            finally:
+                written.append(key)
+                late_write_ended.set()
+        original(path, data, exclusive)
+        written.append(key)
+
+    monkeypatch.setattr(local_store, "_durable_put", put)
+    video = store.root[schema.VIDEO.path].with_config({"write_empty_chunks": True})
+    with pytest.raises(OSError, match="No space left"):
+        video[:] = np.ones(layout.video_shape, dtype=np.uint8)
+    root = store.root_for_final_status()
+    root.attrs.update({schema.Attr.STATUS: schema.STATUS_FAILED})
+    store.release()
+    assert late_write_ended.is_set()  # it landed before the status, not after
+    assert written[-2:] == ["video/c/1/0/0/0", "zarr.json"], written
+    with pytest.raises(local_store.WritesStopped):  # the data path takes no more writes
+        video[1] = np.zeros(layout.video_shape[1:], dtype=np.uint8)
 
 
 def test_stop_writes_waits_for_a_write_under_way_and_refuses_later_ones(tmp_path, monkeypatch):
