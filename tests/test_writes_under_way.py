@@ -37,15 +37,16 @@ def _bytes(data: bytes):
 def test_a_failed_creation_waits_for_the_parent_writes_zarr_still_has_under_way(tmp_path, monkeypatch):
     out = tmp_path / "s.zarr"
     original = local_store._durable_put
-    failed, late_write_ended = threading.Event(), threading.Event()
+    late_write_entered, failed, late_write_ended = threading.Event(), threading.Event(), threading.Event()
 
     def put(path, data, exclusive):
         key = path.relative_to(out).as_posix()
         if key == "cond/attention/zarr.json":
-            time.sleep(0.05)  # the parents' writes are in their threads by now
+            assert late_write_entered.wait(5)  # the parent's write is under way when this one fails
             failed.set()
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         if key == "cond/zarr.json" and exclusive:  # a parent of cond/attention, written beside it
+            late_write_entered.set()
             assert failed.wait(5)
             time.sleep(0.3)  # lands well after the failure: without stop_writes, after the clean-up
             try:
@@ -67,16 +68,17 @@ def test_a_failed_recording_writes_its_status_after_the_writes_zarr_still_has_un
     layout = StoreLayout(**{**LAYOUT.__dict__, "video_shape": (2, 16, 16, 3)})  # two frames: two chunks, one call
     store = create_recording_store(out, layout)
     original = local_store._durable_put
-    failed, late_write_ended = threading.Event(), threading.Event()
+    late_write_entered, failed, late_write_ended = threading.Event(), threading.Event(), threading.Event()
     written = []
 
     def put(path, data, exclusive):
         key = path.relative_to(out).as_posix()
         if key == "video/c/0/0/0/0":
-            time.sleep(0.05)
+            assert late_write_entered.wait(5)  # the other frame's write is under way when this one fails
             failed.set()
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         if key == "video/c/1/0/0/0":
+            late_write_entered.set()
             assert failed.wait(5)
             time.sleep(0.3)
             try:
