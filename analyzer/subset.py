@@ -183,9 +183,11 @@ def subset_store(location, out, *, steps=None, layers=None, layer_mean: bool = F
                           Attr.ENDED_AT: _now()})
         finish(store.root, final)  # status last, then the metadata consolidated for remote readers
     except BaseException as exc:
-        try:
-            store.root.attrs.update({Attr.STATUS: schema.STATUS_FAILED, Attr.ENDED_AT: _now(),
-                                     Attr.ERROR: f"subset stopped: {describe(exc)}"})
+        try:  # as a recording ends: the copy's writes still under way end first, then the reserve makes room
+            root = store.root_for_final_status()
+            store.free_reserve()
+            root.attrs.update({Attr.STATUS: schema.STATUS_FAILED, Attr.ENDED_AT: _now(),
+                               Attr.ERROR: f"subset stopped: {describe(exc)}"})
         except Exception:  # noqa: BLE001 - a full disk: the status stays "recording", never "complete"
             pass
         raise
