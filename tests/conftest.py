@@ -1,6 +1,9 @@
-"""Fixtures: one tiny random-weight Wan pipeline per session, built offline."""
+"""Fixtures: one tiny random-weight Wan pipeline per session, built offline; a small real tmpfs."""
 
 from __future__ import annotations
+
+import subprocess
+from pathlib import Path
 
 import pytest
 import zarr
@@ -46,3 +49,24 @@ def reference(tiny_model_dir, tmp_path_factory):
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     return zarr.open_group(str(out), mode="r")
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mount a small tmpfs of the size the test asks for (root only); unmounted afterwards."""
+    mounted = []
+
+    def mount(size_kib: int, *options: str) -> Path:
+        point = tmp_path / f"tmpfs{len(mounted)}"
+        point.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size_kib}k", *options]), "tmpfs",
+                                 str(point)], capture_output=True, text=True)
+        if result.returncode:
+            pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip() or 'not root'}); "
+                        "the fake full file systems cover the same paths")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=False)

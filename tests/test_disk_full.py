@@ -68,27 +68,6 @@ def test_a_read_only_file_system_fails_with_one_line(tiny_model_dir, reference, 
     assert "Read-only file system" in _one_error_line(err)
 
 
-@pytest.fixture
-def tmpfs(tmp_path):
-    """Mount a small tmpfs of the size the test asks for (root only); unmounted afterwards."""
-    mounted = []
-
-    def mount(size_kib: int, *options: str) -> Path:
-        point = tmp_path / f"tmpfs{len(mounted)}"
-        point.mkdir()
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size_kib}k", *options]), "tmpfs",
-                                 str(point)], capture_output=True, text=True)
-        if result.returncode:
-            pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip() or 'not root'}); "
-                        "the fake full file system above covers the same paths")
-        mounted.append(point)
-        return point
-
-    yield mount
-    for point in mounted:
-        subprocess.run(["umount", "-l", str(point)], check=False)
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root; the fake file system covers this")
 @pytest.mark.parametrize("size_kib, phase", [(1100, "creation"), (1300, "recording")])
 def test_a_real_full_disk(tiny_model_dir, reference, tmp_path, tmpfs, size_kib, phase):

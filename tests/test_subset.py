@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import zarr
@@ -21,7 +23,7 @@ from shared import schema
 from shared.check import check_store
 from shared.precision import round_mantissa
 from shared.schema import Attr, RecordOption
-from shared.store import StoreError, open_store, stored_bytes
+from shared.store import RESERVE_BYTES, StoreError, open_store, stored_bytes
 
 SUBSET_OF = Attr.SUBSET_OF
 
@@ -301,3 +303,32 @@ def test_a_subset_or_export_of_a_live_recording_is_never_left_recording(tmp_path
     with pytest.raises(StoreError, match="still being recorded"):
         export_hdf5(tmp_path / "live.zarr", tmp_path / "live.h5")
     assert not list(tmp_path.glob("*.h5*")) and not list(tmp_path.glob(".live.h5*"))
+
+
+def _used_kib(mount_point) -> int:
+    disk = os.statvfs(mount_point)
+    return (disk.f_blocks - disk.f_bfree) * disk.f_frsize // 1024
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root; the test above covers the status")
+def test_a_subset_onto_a_disk_that_fills_up_is_marked_failed(full, tmp_path, tmpfs, monkeypatch):
+    import analyzer.subset as subset
+
+    # What the subset takes on tmpfs (whole pages per file), measured on a roomy one: made, then created alone.
+    roomy = tmpfs(64 * 1024)
+    subset_store(full, roomy / "whole.zarr")
+    whole = _used_kib(roomy)
+    with monkeypatch.context() as patch:
+        patch.setattr(subset, "_copy", lambda *args: (_ for _ in ()).throw(OSError(28, "stop after creating")))
+        with pytest.raises(OSError):
+            subset_store(full, roomy / "created.zarr")
+    created = _used_kib(roomy) - whole
+    assert 0 < created < whole
+
+    # Room for the creation and its reserve, and half the copy: the copy fills the disk.
+    disk = tmpfs(created + RESERVE_BYTES // 1024 + (whole - created) // 2)
+    with pytest.raises(OSError, match="No space left on device"):
+        subset_store(full, disk / "cut.zarr")
+    attrs = open_store(disk / "cut.zarr").attrs.asdict()
+    assert attrs[Attr.STATUS] == schema.STATUS_FAILED  # the reserve made room for it
+    assert "No space left on device" in attrs[Attr.ERROR]
