@@ -12,8 +12,9 @@ With ``WAN_TEST_FAIL_AFTER_BYTES=N`` (and ``WAN_TEST_FAIL_ERRNO``, ENOSPC by def
 store's writes fail with that error once N bytes are written: a full (or read-only)
 file system for machines where a test cannot mount a small tmpfs. With
 ``WAN_TEST_LOG_WRITES=FILE``, each write appends "<bytes written before it> <path>" to FILE.
-With ``WAN_TEST_SLOW_KEY=SUBSTRING`` and ``WAN_TEST_SLOW_S=SECONDS``, every write of a key
-containing SUBSTRING waits that long first: a recorder that writes its steps slowly.
+With ``WAN_TEST_GATE_KEY=SUBSTRING`` and ``WAN_TEST_GATE_DIR=DIR``, the n-th write of a key
+containing SUBSTRING waits until DIR holds a file ``go-<n>`` (for at most two minutes): a
+recorder that writes its steps when the test lets it, however slow the machine.
 """
 
 from __future__ import annotations
@@ -38,11 +39,11 @@ def main() -> None:
     code = getattr(errno, os.environ.get("WAN_TEST_FAIL_ERRNO", "ENOSPC"))
 
     log = os.environ.get("WAN_TEST_LOG_WRITES")
-    slow_key, slow_s = os.environ.get("WAN_TEST_SLOW_KEY"), float(os.environ.get("WAN_TEST_SLOW_S", "0"))
-    written = 0
+    gate_key, gate_dir = os.environ.get("WAN_TEST_GATE_KEY"), os.environ.get("WAN_TEST_GATE_DIR")
+    written, gated = 0, 0
 
     def pausing_put(path, data, exclusive):
-        nonlocal seen, budget, reserve_given, written
+        nonlocal seen, budget, reserve_given, written, gated
         if log:
             with open(log, "a") as f:
                 f.write(f"{written} {path}\n")  # bytes written before this key
@@ -53,8 +54,11 @@ def main() -> None:
             budget -= len(memoryview(data).cast("B"))
             if budget < 0:
                 raise OSError(code, os.strerror(code), str(path))
-        if slow_key and slow_key in str(path):
-            time.sleep(slow_s)
+        if gate_key and gate_key in str(path):
+            gated += 1
+            deadline = time.monotonic() + 120
+            while not os.path.exists(os.path.join(gate_dir, f"go-{gated}")) and time.monotonic() < deadline:
+                time.sleep(0.02)
         if count and substring in str(path):
             seen += 1
             if seen == count:

@@ -16,28 +16,37 @@ from shared import schema
 
 
 def test_follow_refreshes_as_steps_complete_and_ends_with_the_recording(tiny_model_dir, tmp_path):
-    store = tmp_path / "slow.zarr"
-    # each step's "complete" flag waits 1.5 s: its chunks are on disk well before the step counts
+    store, gate = tmp_path / "slow.zarr", tmp_path / "gate"
+    gate.mkdir()
+    # The recorder writes step n's "complete" flag only once the test has put go-<n> in the gate, which it
+    # does after each of the follower's rounds: the follower sees every step arrive, on any machine.
     recorder = start(tiny_model_dir, store, "never", 0,
-                     extra_env={"WAN_TEST_SLOW_KEY": "steps/complete", "WAN_TEST_SLOW_S": "1.5"})
+                     extra_env={"WAN_TEST_GATE_KEY": "steps/complete/c/", "WAN_TEST_GATE_DIR": str(gate)})
+    (gate / "go-1").touch()
     deadline = time.monotonic() + 120
     while not (store / "zarr.json").exists():
         assert recorder.poll() is None and time.monotonic() < deadline, recorder.stderr.read()
         time.sleep(0.1)
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
-    follower = subprocess.run(
+    follower = subprocess.Popen(
         [sys.executable, "-m", "analyzer.cli", str(store), "-o", str(tmp_path / "live"), "--follow",
          "--follow-interval", "0.2", "--quiet", "--outputs", "steps,words,report"],
-        capture_output=True, text=True, env=env, cwd=str(HERE.parent), timeout=300)
+        stderr=subprocess.PIPE, text=True, env=env, cwd=str(HERE.parent))
+    rounds, said = [], []
+    for line in follower.stderr:
+        said.append(line)
+        found = re.match(r"follow: (\d+) of \d+ steps complete, status '(\w+)'", line)
+        if found:
+            rounds.append((int(found[1]), found[2]))
+            (gate / f"go-{len(rounds) + 1}").touch()
+    assert follower.wait(timeout=300) == 0, "".join(said)
     _, err = recorder.communicate(timeout=300)
     assert recorder.returncode == 0, err
-    assert follower.returncode == 0, follower.stderr
-    rounds = [(int(m[1]), m[2]) for m in re.finditer(r"follow: (\d+) of \d+ steps complete, status '(\w+)'",
-                                                      follower.stderr)]
     counts = [count for count, _ in rounds]
-    assert len(rounds) >= 3, follower.stderr  # it showed the recording while it ran, more than once
-    assert counts == sorted(counts) and rounds[0][1] == schema.STATUS_RECORDING
-    assert rounds[-1] == (STEPS, schema.STATUS_COMPLETE)
+    # one round per step while it recorded, then the final status (once more if it came after the last step)
+    assert counts[:STEPS] == list(range(1, STEPS + 1)), "".join(said)
+    assert {status for _, status in rounds[:STEPS - 1]} == {schema.STATUS_RECORDING}
+    assert rounds[-1] == (STEPS, schema.STATUS_COMPLETE) and len(rounds) in (STEPS, STEPS + 1)
     report = (tmp_path / "live" / "attention_analysis_report.md").read_text()
     assert "Status: complete" in report
     assert len(list((tmp_path / "live").glob("attention_step_*.png"))) == STEPS
