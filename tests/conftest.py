@@ -70,3 +70,11 @@ def tmpfs(tmp_path):
     yield mount
     for point in mounted:
         subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_recorder_outlives_its_test():
+    yield
+    from interrupted_runs import kill_leftovers
+
+    kill_leftovers()

@@ -23,12 +23,30 @@ def _args(model_dir, out) -> list[str]:
             "--height", "32", "--width", "48", "--frames", "9", "--steps", str(STEPS), "--seed", "3", str(out)]
 
 
-def start(model_dir, out, key: str, count: int, pause: float = 60.0, extra=(), extra_env=None) -> subprocess.Popen:
+_started: list[subprocess.Popen] = []
+
+
+def start(model_dir, out, key: str, count: int, pause: float = 240.0, extra=(), extra_env=None) -> subprocess.Popen:
+    """The recorder in a child process, held at the ``count``-th write of ``key`` until the test closes its stdin
+    (``communicate()`` does) or ``pause`` seconds pass; see tests/record_until_paused.py."""
     env = {**os.environ, "PYTHONPATH": str(HERE.parent), **(extra_env or {})}
-    return subprocess.Popen([sys.executable, str(DRIVER), key, str(count), str(pause), "--", *extra,
+    proc = subprocess.Popen([sys.executable, str(DRIVER), key, str(count), str(pause), "--", *extra,
                              *_args(model_dir, out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             cwd=str(HERE.parent))
+    _started.append(proc)
+    return proc
+
+
+def kill_leftovers() -> None:
+    """Kill the recorders a failed test left behind (paused ones would wake up in a later test's time)."""
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            pipe.close()
 
 
 def wait_paused(proc: subprocess.Popen, timeout: float = 180.0) -> str:

@@ -4,9 +4,11 @@
 
 Every key the store writes goes through ``shared.local_store._durable_put``. When the
 COUNT-th key containing KEY_SUBSTRING is about to be written, this prints
-``PAUSED <key>`` on stdout and sleeps PAUSE_S seconds before writing it, so that a test
-reading stdout knows exactly what is on disk when it sends its signal: every earlier
-write, and not this one. A COUNT of 0 never pauses (the reference run).
+``PAUSED <key>`` on stdout and holds that write until a line (or the end) arrives on
+stdin, for at most PAUSE_S seconds, so that a test reading stdout knows exactly what is
+on disk when it sends its signal: every earlier write, and not this one. The test lets
+it go on when it has done its part (``communicate()`` closes stdin), never on a timer
+that a slow machine could outrun. A COUNT of 0 never pauses (the reference run).
 
 With ``WAN_TEST_FAIL_AFTER_BYTES=N`` (and ``WAN_TEST_FAIL_ERRNO``, ENOSPC by default) the
 store's writes fail with that error once N bytes are written: a full (or read-only)
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import sys
 import time
 
@@ -63,7 +66,8 @@ def main() -> None:
             seen += 1
             if seen == count:
                 print(f"PAUSED {path}", flush=True)
-                time.sleep(pause)
+                if select.select([sys.stdin], [], [], pause)[0]:
+                    sys.stdin.readline()
         return original(path, data, exclusive)
 
     local_store._durable_put = pausing_put

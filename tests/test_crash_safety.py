@@ -91,7 +91,7 @@ def test_stop_signals_flush_and_mark_the_store_interrupted(tiny_model_dir, refer
     out = tmp_path / "stopped.zarr"
     # Paused in the writer thread before step 2's flag: the main thread is computing or
     # waiting on the queue when the signal lands; the queue holds step 2 and more.
-    proc = start(tiny_model_dir, out, "steps/complete/c/0", 3, pause=1.5)
+    proc = start(tiny_model_dir, out, "steps/complete/c/0", 3)  # held until communicate(), after the signals
     wait_paused(proc)
     for i, signum in enumerate(signals):
         if i:
@@ -116,7 +116,7 @@ def test_stop_signals_flush_and_mark_the_store_interrupted(tiny_model_dir, refer
 
 def test_a_second_recorder_cannot_overwrite_a_live_recording(tiny_model_dir, reference, tmp_path):
     out = tmp_path / "live.zarr"
-    first = start(tiny_model_dir, out, "steps/complete/c/0", 2, pause=20.0)
+    first = start(tiny_model_dir, out, "steps/complete/c/0", 2)  # held until the second has tried
     wait_paused(first)
     second = start(tiny_model_dir, out, "never", 0, extra=["--overwrite"])
     _, err = second.communicate(timeout=300)

@@ -90,7 +90,7 @@ def test_a_real_full_disk(tiny_model_dir, reference, tmp_path, tmpfs, size_kib, 
 def test_a_file_system_remounted_read_only_mid_run(tiny_model_dir, reference, tmp_path, tmpfs):
     disk = tmpfs(16 * 1024)
     out = disk / "s.zarr"
-    proc = start(tiny_model_dir, out, "steps/complete/c/0", 3, pause=3.0)
+    proc = start(tiny_model_dir, out, "steps/complete/c/0", 3)  # held until communicate(), after the remount
     wait_paused(proc)
     subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
     _, err = proc.communicate(timeout=300)
