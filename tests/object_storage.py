@@ -48,9 +48,9 @@ class MotoServer:
         deadline = time.monotonic() + 60
         while True:
             try:
-                requests.get(self.endpoint, timeout=1)
+                requests.get(self.endpoint, timeout=10)  # the first answer loads moto's backends: it can be slow
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet (or, on a loaded machine, not answering yet)
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"moto server did not start: {log_path.read_text()[-2000:]}") from None
                 time.sleep(0.1)
