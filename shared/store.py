@@ -138,7 +138,8 @@ class RecordingStore:
         """
         data = self.root.store
         if not isinstance(data, SafeLocalStore):
-            return self.root  # object storage: each PUT is whole, and there is no reserve to take
+            return self.root  # object storage: no reserve to take, and a late chunk of a step never marked
+            # complete is never read
         fresh = zarr.open_group(SafeLocalStore(self.path), mode="r+", zarr_format=3, use_consolidated=False)
         data.stop_writes()
         return fresh
