@@ -185,7 +185,6 @@ def subset_store(location, out, *, steps=None, layers=None, layer_mean: bool = F
     except BaseException as exc:
         try:  # as a recording ends: the copy's writes still under way end first, then the reserve makes room
             root = store.root_for_final_status()
-            store.free_reserve()
             root.attrs.update({Attr.STATUS: schema.STATUS_FAILED, Attr.ENDED_AT: _now(),
                                Attr.ERROR: f"subset stopped: {describe(exc)}"})
         except Exception:  # noqa: BLE001 - a full disk: the status stays "recording", never "complete"

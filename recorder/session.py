@@ -131,14 +131,7 @@ class RecordingSession:
 
     def mark_ended(self, attributes: dict) -> str:
         """Set the final status of a stopped recording; return what it kept, as a clause for the message."""
-        try:
-            root = self.store.root_for_final_status()
-        except Exception:  # noqa: BLE001 - unreadable root metadata: the status write below says what is wrong
-            root = self.store.root
-        try:
-            self.store.free_reserve()  # on a full disk, this is the room the status needs
-        except OSError:
-            pass
+        root = self.store.root_for_final_status()  # on a full disk, the reserve is the room the status needs
         try:
             flags = root[schema.STEP_COMPLETE.path]
             kept = f"{int(np.count_nonzero(flags[:]))} of {flags.shape[0]} recorded steps are complete and kept"

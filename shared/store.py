@@ -129,20 +129,28 @@ class RecordingStore:
     replaced: str | None = None  # what --overwrite replaced, for the recorder to say
 
     def root_for_final_status(self) -> zarr.Group:
-        """The root to write a stopped recording's final status through.
+        """The root to write a stopped recording's final status through, with the reserve freed for it.
 
         A write that failed left zarr's other writes of the same call under way (see
-        :mod:`shared.local_store`). They end, or are refused, before this returns, so none
-        takes the room the reserve frees for the status, and none lands after the status.
-        The status then goes through a fresh store on the same directory.
+        :mod:`shared.local_store`). They end, or are refused, before the reserve is freed, so
+        none takes the room meant for the status, and none lands after the status. The
+        status then goes through a fresh store on the same directory.
         """
-        data = self.root.store
-        if not isinstance(data, SafeLocalStore):
-            return self.root  # object storage: no reserve to take, and a late chunk of a step never marked
-            # complete is never read
-        fresh = zarr.open_group(SafeLocalStore(self.path), mode="r+", zarr_format=3, use_consolidated=False)
-        data.stop_writes()
-        return fresh
+        root, data = self.root, self.root.store
+        # Object storage is left as it is: it has no reserve, and a late chunk of a step never marked complete
+        # is never read.
+        if isinstance(data, SafeLocalStore):
+            try:
+                root = zarr.open_group(SafeLocalStore(self.path), mode="r+", zarr_format=3, use_consolidated=False)
+            except Exception:  # noqa: BLE001 - unreadable root metadata: the status write says what is wrong
+                pass
+            else:
+                data.stop_writes()
+        try:
+            self.free_reserve()
+        except OSError:
+            pass  # a read-only file system: the status write says so
+        return root
 
     def free_reserve(self) -> None:
         """Give back the space set aside at creation, so that a full disk can still take the final status."""

@@ -24,7 +24,7 @@ from zarr.core.buffer import default_buffer_prototype
 
 from shared import local_store, schema
 from shared.local_store import SafeLocalStore, WritesStopped
-from shared.store import BranchLayout, StoreError, StoreLayout, create_recording_store
+from shared.store import RESERVE_NAME, BranchLayout, StoreError, StoreLayout, create_recording_store
 
 LAYOUT = StoreLayout(num_steps=2, layer_blocks=(0,), grid=(1, 2, 2), num_heads=1,
                      branches=(BranchLayout("cond", 3),), video_shape=(1, 16, 16, 3))
@@ -94,6 +94,7 @@ def test_a_failed_recording_writes_its_status_after_the_writes_zarr_still_has_un
     with pytest.raises(OSError, match="No space left"):
         video[:] = np.ones(layout.video_shape, dtype=np.uint8)
     root = store.root_for_final_status()
+    assert not (out / RESERVE_NAME).exists()  # freed for the status, once nothing else can take the room
     root.attrs.update({schema.Attr.STATUS: schema.STATUS_FAILED})
     store.release()
     assert late_write_ended.is_set()  # it landed before the status, not after
