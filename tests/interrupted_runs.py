@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -50,12 +52,34 @@ def kill_leftovers() -> None:
 
 
 def wait_paused(proc: subprocess.Popen, timeout: float = 180.0) -> str:
+    """The key the recorder is held at; fails (and kills it) when it ends or has not paused within ``timeout``.
+
+    Lines are read in a thread, which stops at the pause: a plain ``readline`` would wait
+    for ever on a child that hangs before it.
+    """
+    lines: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.put(line)
+            if line.startswith("PAUSED"):
+                return
+        lines.put("")  # the end: the child exited
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     deadline = time.monotonic() + timeout
-    line = proc.stdout.readline()
-    while line and not line.startswith("PAUSED"):
-        assert time.monotonic() < deadline
-        line = proc.stdout.readline()
-    assert line.startswith("PAUSED"), f"never paused; exit {proc.wait()}: {proc.stderr.read()[-2000:]}"
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            proc.kill()
+            line = f"(nothing within {timeout:.0f} s)"
+            break
+        if not line or line.startswith("PAUSED"):
+            break
+    reader.join()
+    assert line.startswith("PAUSED"), f"never paused {line}; exit {proc.wait()}: {proc.stderr.read()[-2000:]}"
     return line.split(" ", 1)[1].strip()
 
 
