@@ -318,8 +318,11 @@ def test_a_subset_onto_a_disk_that_fills_up_is_marked_failed(full, tmp_path, tmp
     roomy = tmpfs(64 * 1024)
     subset_store(full, roomy / "whole.zarr")
     whole = _used_kib(roomy)
+    def stop_after_creating(*args):
+        raise OSError(28, "stop after creating")
+
     with monkeypatch.context() as patch:
-        patch.setattr(subset, "_copy", lambda *args: (_ for _ in ()).throw(OSError(28, "stop after creating")))
+        patch.setattr(subset, "_copy", stop_after_creating)
         with pytest.raises(OSError):
             subset_store(full, roomy / "created.zarr")
     created = _used_kib(roomy) - whole

@@ -34,32 +34,48 @@ def _bytes(data: bytes):
     return default_buffer_prototype().buffer.from_bytes(data)
 
 
+class _FailOneHoldAnother:
+    """Writes under ``out`` where ``failing`` fails with ENOSPC while ``held``, started beside it, lands 0.3 s after.
+
+    The failing write waits until the held one is under way, and the held one until the
+    failure: without ``stop_writes`` it would land after whatever follows the failure.
+    ``written`` lists the keys written, in order.
+    """
+
+    def __init__(self, out, failing: str, held: str, held_exclusive: bool | None = None):
+        self.out, self.failing, self.held, self.held_exclusive = out, failing, held, held_exclusive
+        self.original = local_store._durable_put
+        self.held_entered, self.failed, self.held_ended = threading.Event(), threading.Event(), threading.Event()
+        self.written: list[str] = []
+
+    def __call__(self, path, data, exclusive):
+        key = path.relative_to(self.out).as_posix()
+        if key == self.failing:
+            assert self.held_entered.wait(5)
+            self.failed.set()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        held = key == self.held and self.held_exclusive in (None, exclusive)
+        if held:
+            self.held_entered.set()
+            assert self.failed.wait(5)
+            time.sleep(0.3)
+        try:
+            self.original(path, data, exclusive)
+            self.written.append(key)
+        finally:
+            if held:
+                self.held_ended.set()
+
+
 def test_a_failed_creation_waits_for_the_parent_writes_zarr_still_has_under_way(tmp_path, monkeypatch):
     out = tmp_path / "s.zarr"
-    original = local_store._durable_put
-    late_write_entered, failed, late_write_ended = threading.Event(), threading.Event(), threading.Event()
-
-    def put(path, data, exclusive):
-        key = path.relative_to(out).as_posix()
-        if key == "cond/attention/zarr.json":
-            assert late_write_entered.wait(5)  # the parent's write is under way when this one fails
-            failed.set()
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        if key == "cond/zarr.json" and exclusive:  # a parent of cond/attention, written beside it
-            late_write_entered.set()
-            assert failed.wait(5)
-            time.sleep(0.3)  # lands well after the failure: without stop_writes, after the clean-up
-            try:
-                return original(path, data, exclusive)
-            finally:
-                late_write_ended.set()
-        original(path, data, exclusive)
-
-    monkeypatch.setattr(local_store, "_durable_put", put)
+    # cond/zarr.json, written exclusive, is a parent of cond/attention, written beside it
+    writes = _FailOneHoldAnother(out, "cond/attention/zarr.json", "cond/zarr.json", held_exclusive=True)
+    monkeypatch.setattr(local_store, "_durable_put", writes)
     with pytest.raises(StoreError, match="cannot create the store .*No space left on device"):
         create_recording_store(out, LAYOUT)
     # with stop_writes this has happened (or been refused) already; without it, it lands now
-    assert late_write_ended.wait(5), "the parent write this test delays never came: zarr's creation order changed"
+    assert writes.held_ended.wait(5), "the parent write this test delays never came: zarr's creation order changed"
     assert not out.exists(), sorted(str(p.relative_to(out)) for p in out.rglob("*"))
 
 
@@ -67,29 +83,8 @@ def test_a_failed_recording_writes_its_status_after_the_writes_zarr_still_has_un
     out = tmp_path / "s.zarr"
     layout = StoreLayout(**{**LAYOUT.__dict__, "video_shape": (2, 16, 16, 3)})  # two frames: two chunks, one call
     store = create_recording_store(out, layout)
-    original = local_store._durable_put
-    late_write_entered, failed, late_write_ended = threading.Event(), threading.Event(), threading.Event()
-    written = []
-
-    def put(path, data, exclusive):
-        key = path.relative_to(out).as_posix()
-        if key == "video/c/0/0/0/0":
-            assert late_write_entered.wait(5)  # the other frame's write is under way when this one fails
-            failed.set()
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        if key == "video/c/1/0/0/0":
-            late_write_entered.set()
-            assert failed.wait(5)
-            time.sleep(0.3)
-            try:
-                return original(path, data, exclusive)
-            finally:
-                written.append(key)
-                late_write_ended.set()
-        original(path, data, exclusive)
-        written.append(key)
-
-    monkeypatch.setattr(local_store, "_durable_put", put)
+    writes = _FailOneHoldAnother(out, "video/c/0/0/0/0", "video/c/1/0/0/0")
+    monkeypatch.setattr(local_store, "_durable_put", writes)
     video = store.root[schema.VIDEO.path].with_config({"write_empty_chunks": True})
     with pytest.raises(OSError, match="No space left"):
         video[:] = np.ones(layout.video_shape, dtype=np.uint8)
@@ -97,9 +92,9 @@ def test_a_failed_recording_writes_its_status_after_the_writes_zarr_still_has_un
     assert not (out / RESERVE_NAME).exists()  # freed for the status, once nothing else can take the room
     root.attrs.update({schema.Attr.STATUS: schema.STATUS_FAILED})
     store.release()
-    assert late_write_ended.is_set()  # it landed before the status, not after
-    assert written[-2:] == ["video/c/1/0/0/0", "zarr.json"], written
-    with pytest.raises(local_store.WritesStopped):  # the data path takes no more writes
+    assert writes.held_ended.is_set()  # it landed before the status, not after
+    assert writes.written[-2:] == ["video/c/1/0/0/0", "zarr.json"], writes.written
+    with pytest.raises(WritesStopped):  # the data path takes no more writes
         video[1] = np.zeros(layout.video_shape[1:], dtype=np.uint8)
 
 
